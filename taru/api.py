@@ -1,0 +1,424 @@
+"""
+The HTTP API under C{/api/v1}, the event stream at C{/events}, and the web
+interface's files under C{/}.
+
+Each request flows one way: who is asking (L{taru.permissions}), may they
+(the task's permissions), what arguments (L{taru.arguments}), the run
+(L{taru.tasks}), and its output or status as the response. Domain errors are
+mapped to status codes and plain-text bodies in one place, L{TaruAPI.error}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from klein import Klein
+from twisted.internet.defer import CancelledError
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+from twisted.web.static import File
+from werkzeug.exceptions import HTTPException
+
+from taru.arguments import ArgumentError, parse_arguments, substitute
+from taru.config import TaskSpec
+from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
+from taru.output import Output
+from taru.permissions import Access, NotAuthenticated, UnknownUser, access_for
+from taru.runners import ExitStatus, RunnerError
+from taru.tasks import AlreadyRunning, NoSuchTask, Run, Tasks
+
+# Status code for ?check=true when a run did not exit with 0.
+CHECK_FAILED = 520
+
+# The most a request body may hold.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BadRequest(Exception):
+    """
+    The request itself is malformed.
+    """
+
+
+class NoSuchPage(Exception):
+    """
+    Nothing is served at that address.
+    """
+
+    def __str__(self) -> str:
+        return "not found"
+
+
+class UnsupportedBody(Exception):
+    """
+    The request body is of a type Taru does not read.
+    """
+
+
+_STATUS_FOR: list[tuple[type[Exception], int]] = [
+    (NoSuchTask, 404),
+    (AlreadyRunning, 405),
+    (ArgumentError, 400),
+    (BadRequest, 400),
+    (UnsupportedBody, 415),
+    (NoSuchPage, 404),
+    (NotAuthenticated, 401),
+    (UnknownUser, 403),
+    (RunnerError, 500),
+]
+
+
+def _text(request: IRequest, code: int, message: str) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return message.encode("utf-8") + b"\n"
+
+
+def _exit_code_text(status: ExitStatus | None) -> str:
+    if status is None or status.exit_code is None:
+        return "null"
+    return str(status.exit_code)
+
+
+def _decode_values(pairs: dict[bytes, list[bytes]]) -> dict[str, list[str]]:
+    try:
+        return {
+            name.decode("utf-8"): [value.decode("utf-8") for value in values]
+            for name, values in pairs.items()
+        }
+    except UnicodeDecodeError:
+        raise ArgumentError("argument names and values must be UTF-8") from None
+
+
+def _json_values(body: bytes) -> dict[str, list[str]]:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise BadRequest("a JSON request body must be an object of argument values")
+    values = {}
+    for name, value in document.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ArgumentError(
+                f"argument {name!r} must be given as a string or a whole number"
+            )
+        values[name] = [str(value)]
+    return values
+
+
+def given_arguments(
+    request: IRequest, reserved: frozenset[str]
+) -> dict[str, list[str]]:
+    """
+    Collect the argument values a request gives, in its query string and in a
+    form-encoded or JSON body.
+
+    @param reserved: query parameters that belong to the endpoint, not to the
+        task (C{check}).
+    @return: each name with every value given for it.
+    """
+    query = parse_qs(urlsplit(request.uri).query, keep_blank_values=True)
+    given = _decode_values(query)
+    for name in reserved:
+        given.pop(name, None)
+
+    body = request.content.read(MAX_BODY_BYTES + 1) if request.content else b""
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    if body.strip():
+        content_type = (request.getHeader(b"content-type") or b"").split(b";")[0]
+        content_type = content_type.strip().lower()
+        if content_type in (b"", b"application/x-www-form-urlencoded"):
+            from_body = _decode_values(parse_qs(body, keep_blank_values=True))
+        elif content_type == b"application/json":
+            from_body = _json_values(body)
+        else:
+            raise UnsupportedBody(
+                "the request body must be application/x-www-form-urlencoded"
+                " or application/json"
+            )
+        for name, values in from_body.items():
+            given.setdefault(name, []).extend(values)
+    return given
+
+
+class _NoListingFile(File):
+    """
+    Static files without directory listings.
+    """
+
+    def directoryListing(self) -> Resource:
+        return self.childNotFound  # type: ignore[no-any-return]
+
+
+class TaruRequest(server.Request):
+    """
+    A request whose every response tells browsers not to guess content types.
+    """
+
+    def process(self) -> None:
+        self.setHeader(b"x-content-type-options", b"nosniff")
+        super().process()
+
+
+class TaruAPI:
+    """
+    Taru's HTTP interface.
+    """
+
+    app = Klein()
+    _log = Logger()
+
+    def __init__(
+        self, tasks: Tasks, events: EventBroadcaster, public: str | None
+    ) -> None:
+        """
+        @param tasks: the tasks to expose.
+        @param events: the broadcaster behind C{/events}.
+        @param public: the folder served under C{/}, or L{None}.
+        """
+        self.tasks = tasks
+        self.events = events
+        self.public = public
+
+    def site(self) -> server.Site:
+        """
+        A web site serving this API.
+        """
+        site = server.Site(self.app.resource())
+        site.requestFactory = TaruRequest
+        site.displayTracebacks = False
+        return site
+
+    def _access(self, request: IRequest) -> Access:
+        return access_for(
+            self.tasks.config, request.requestHeaders.getRawHeaders(b"x-user")
+        )
+
+    def _allowed(
+        self, access: Access, name: str, *permissions: Callable[[Access, str], bool]
+    ) -> TaskSpec:
+        spec = self.tasks.get(name).spec
+        if not all(permission(access, name) for permission in permissions):
+            raise NoSuchTask(name)
+        return spec
+
+    def _start(self, request: IRequest, access: Access, spec: TaskSpec) -> Run:
+        reserved = frozenset({"check"}) - {argument.name for argument in spec.arguments}
+        values = parse_arguments(
+            spec, given_arguments(request, reserved), self.tasks.enum_values
+        )
+        return self.tasks.start(
+            spec.name, substitute(spec.command, values), access.user
+        )
+
+    @app.handle_errors(Exception)
+    def error(self, request: IRequest, failure: Failure) -> bytes | None:
+        """
+        Turn an exception into a status code and a plain-text message.
+        """
+        if failure.check(CancelledError):
+            return None
+        for exception_type, code in _STATUS_FOR:
+            if failure.check(exception_type):
+                return _text(request, code, str(failure.value))
+        if isinstance(failure.value, HTTPException):
+            code = failure.value.code or 500
+            return _text(request, code, failure.value.name.lower())
+        self._log.failure("unexpected error answering {uri}", failure, uri=request.uri)
+        return _text(request, 500, "internal error; the details are in Taru's log")
+
+    @app.route("/api/v1/tasks", methods=["GET"])
+    def list_tasks(self, request: IRequest) -> bytes:
+        """
+        The tasks the requester may see, with their state and what the
+        requester may do with them.
+        """
+        access = self._access(request)
+        listing: dict[str, Any] = {}
+        for name, state in self.tasks.all().items():
+            if not access.can_view_status(name):
+                continue
+            can_run = access.can_run(name)
+            listing[name] = {
+                "name": name,
+                "meta": state.spec.meta,
+                "state": state.state,
+                "exit_code": state.exit_code,
+                "can_run": can_run,
+                "can_view_output": access.can_view_output(name),
+                "arguments": [
+                    self._describe_argument(argument, can_run)
+                    for argument in state.spec.arguments
+                ],
+            }
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps(listing).encode("utf-8")
+
+    def _describe_argument(self, argument: Any, can_run: bool) -> dict[str, Any]:
+        described: dict[str, Any] = {
+            "name": argument.name,
+            "datatype": argument.datatype,
+        }
+        if argument.enum_source is not None:
+            described["enum_source"] = argument.enum_source
+            if can_run:
+                described["values"] = self.tasks.enum_values(argument.enum_source)
+        return described
+
+    @app.route("/api/v1/task/<name>", methods=["POST"])
+    def start(self, request: IRequest, name: str) -> bytes:
+        """
+        Start a task.
+        """
+        access = self._access(request)
+        spec = self._allowed(access, name, Access.can_run)
+        run = self._start(request, access, spec)
+        return _text(request, 200, f"task {name!r} started (run {run.run_id})")
+
+    @app.route("/api/v1/task/<name>/stop", methods=["POST"])
+    def stop(self, request: IRequest, name: str) -> bytes:
+        """
+        Stop a task and everything it started.
+        """
+        access = self._access(request)
+        self._allowed(access, name, Access.can_run)
+        if self.tasks.stop(name):
+            return _text(request, 200, f"task {name!r} is stopping")
+        return _text(request, 200, f"task {name!r} is not running")
+
+    @app.route("/api/v1/task/<name>/output", methods=["GET"])
+    async def output(self, request: IRequest, name: str) -> None:
+        """
+        Stream a task's output: for a buffered task everything so far and
+        then what follows, for an unbuffered one what follows; the response
+        ends with the run.
+        """
+        access = self._access(request)
+        spec = self._allowed(access, name, Access.can_view_output)
+        state = self.tasks.get(name)
+        if state.last is None:
+            self._output_headers(request, spec)
+            return None
+        await self._follow(request, spec, state.last.output, from_start=True)
+        return None
+
+    @app.route("/api/v1/task/<name>/output", methods=["POST"])
+    async def run_with_output(self, request: IRequest, name: str) -> None:
+        """
+        Start a task and stream all of its output.
+        """
+        access = self._access(request)
+        spec = self._allowed(access, name, Access.can_run, Access.can_view_output)
+        run = self._start(request, access, spec)
+        await self._follow(request, spec, run.output, from_start=True)
+        return None
+
+    def _output_headers(self, request: IRequest, spec: TaskSpec) -> None:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"x-accel-buffering", b"no")
+        for header, value in spec.headers:
+            request.setHeader(header.encode("ascii"), value.encode("utf-8"))
+
+    async def _follow(
+        self, request: IRequest, spec: TaskSpec, output: Output, from_start: bool
+    ) -> None:
+        self._output_headers(request, spec)
+        request.write(b"")
+        follower = output.follow(request, from_start)
+        request.registerProducer(follower, True)
+        peer = str(request.getClientAddress())
+        self._log.info(
+            "client {peer} follows the output of {task}", peer=peer, task=spec.name
+        )
+        try:
+            follower.pump()
+            await follower.done
+        finally:
+            follower.stop()
+            request.unregisterProducer()
+            self._log.info(
+                "client {peer} left the output of {task}", peer=peer, task=spec.name
+            )
+
+    @app.route("/api/v1/task/<name>/status", methods=["GET"])
+    async def status(self, request: IRequest, name: str) -> bytes:
+        """
+        Wait for a task's run to end and give its exit code.
+        """
+        access = self._access(request)
+        self._allowed(access, name, Access.can_view_status)
+        return self._status_body(request, await self.tasks.wait(name))
+
+    @app.route("/api/v1/task/<name>/status", methods=["POST"])
+    async def run_with_status(self, request: IRequest, name: str) -> bytes:
+        """
+        Start a task, wait for it to end, and give its exit code.
+        """
+        access = self._access(request)
+        spec = self._allowed(access, name, Access.can_run, Access.can_view_status)
+        self._start(request, access, spec)
+        return self._status_body(request, await self.tasks.wait(name))
+
+    def _status_body(self, request: IRequest, status: ExitStatus | None) -> bytes:
+        check = parse_qs(urlsplit(request.uri).query).get(b"check", [b""])[-1]
+        failed = status is None or status.exit_code != 0
+        code = CHECK_FAILED if check == b"true" and failed else 200
+        request.setResponseCode(code)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return _exit_code_text(status).encode("ascii")
+
+    @app.route("/events", methods=["GET"])
+    async def event_stream(self, request: IRequest) -> None:
+        """
+        Server-sent events: every state change of the tasks the requester may
+        see, reloads, and the heartbeat.
+        """
+        user_headers = request.requestHeaders.getRawHeaders(b"x-user")
+        access_for(self.tasks.config, user_headers)
+
+        def may_view(task: str) -> bool:
+            try:
+                access = access_for(self.tasks.config, user_headers)
+            except (NotAuthenticated, UnknownUser):
+                return False
+            return access.can_view_status(task)
+
+        request.setHeader(b"content-type", b"text/event-stream")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"x-accel-buffering", b"no")
+        request.write(STREAM_PREAMBLE)
+        subscriber = self.events.subscribe(request, may_view)
+        request.registerProducer(subscriber, True)
+        peer = str(request.getClientAddress())
+        self._log.info("client {peer} subscribed to events", peer=peer)
+        try:
+            await subscriber.done
+        except SubscriberTooSlow:
+            self._log.warn(
+                "client {peer} dropped: it stopped reading events", peer=peer
+            )
+            request.transport.abortConnection()
+        finally:
+            subscriber.stopProducing()
+            request.unregisterProducer()
+            self._log.info("client {peer} unsubscribed from events", peer=peer)
+
+    @app.route("/", branch=True, methods=["GET", "HEAD"])
+    def web_interface(self, request: IRequest) -> Resource:
+        """
+        The static web interface, when a public folder is configured.
+        """
+        if self.public is None:
+            raise NoSuchPage()
+        return _NoListingFile(self.public)

@@ -1,0 +1,34 @@
+"""
+The C{taru} command: parse options, start the service, run the reactor.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.logger import globalLogBeginner, textFileLogObserver
+from twisted.python import usage
+
+from taru.service import Options, make_service
+
+
+def main(argv: list[str] | None = None) -> None:
+    """
+    Run Taru until it is stopped by SIGTERM or SIGINT.
+
+    @param argv: the command-line arguments, without the program name.
+    """
+    options = Options()
+    try:
+        options.parseOptions(sys.argv[1:] if argv is None else argv)
+    except usage.UsageError as error:
+        sys.stderr.write(f"taru: {error}\nRun 'taru --help' for the options.\n")
+        raise SystemExit(2) from None
+
+    from twisted.internet import reactor
+
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    service = make_service(options, reactor)
+    service.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()  # type: ignore[attr-defined]

@@ -1,0 +1,487 @@
+"""
+Taru's configuration: the YAML file, checked and turned into frozen specs.
+
+Everything is validated here, once, when the file is loaded: the rest of Taru
+trusts a L{Config}. Every problem is reported as a L{ConfigError} naming the
+exact place in the file, such as
+C{tasks.ping.arguments[0].enum_source: no task named 'hostz'}.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from attrs import frozen
+
+DATATYPES = ("Int", "String", "Enum")
+
+_TASK_KEYS = frozenset({"command", "buffered", "headers", "meta", "arguments"})
+_ARGUMENT_KEYS = frozenset({"name", "datatype", "enum_source"})
+_PERMISSIONS = ("can_run", "can_view_status", "can_view_output")
+_TOP_KEYS = frozenset({"heartbeat", "tasks", "users"})
+
+# RFC 7230 token characters: what an HTTP header name may be made of.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+class ConfigError(Exception):
+    """
+    The configuration is not valid.
+
+    @ivar where: the place in the file, as a dotted path (C{tasks.ping.command}),
+        or the file name for problems with the file as a whole.
+    @ivar problem: what is wrong there.
+    """
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(where, problem)
+        self.where = where
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.problem}"
+
+
+@frozen
+class ArgumentSpec:
+    """
+    One typed argument of a task.
+
+    @ivar name: the argument's name; C{$name} in the command is replaced by its
+        value.
+    @ivar datatype: one of C{Int}, C{String} or C{Enum}.
+    @ivar enum_source: for C{Enum}, the task whose latest output lists the
+        permitted values, one a line.
+    """
+
+    name: str
+    datatype: str
+    enum_source: str | None = None
+
+
+@frozen
+class TaskSpec:
+    """
+    A task as configured.
+
+    @ivar name: the task's name, the key under C{tasks}.
+    @ivar command: the program and its arguments, unsubstituted.
+    @ivar buffered: whether the output of the latest run is kept, so that
+        late followers see it from the start and Enum arguments can use it.
+    @ivar headers: extra HTTP headers sent with the task's output.
+    @ivar meta: free-form data for clients, passed through as JSON.
+    @ivar arguments: the task's typed arguments, in configured order.
+    """
+
+    name: str
+    command: tuple[str, ...]
+    buffered: bool = True
+    headers: tuple[tuple[str, str], ...] = ()
+    meta: Mapping[str, Any] = {}
+    arguments: tuple[ArgumentSpec, ...] = ()
+
+
+@frozen
+class UserSpec:
+    """
+    A user's permissions, each a set of task names.
+    """
+
+    name: str
+    can_run: frozenset[str]
+    can_view_status: frozenset[str]
+    can_view_output: frozenset[str]
+
+
+@frozen
+class Config:
+    """
+    A whole, valid configuration.
+
+    @ivar heartbeat: seconds between C{Ping} events, or L{None} for none.
+    @ivar tasks: the tasks by name, in the file's order.
+    @ivar users: the users by name, or L{None} when the file has no C{users}
+        section and everyone may do everything.
+    """
+
+    tasks: Mapping[str, TaskSpec]
+    users: Mapping[str, UserSpec] | None = None
+    heartbeat: float | None = None
+
+
+class _SourcedInt(int):
+    """
+    An integer read from YAML that remembers how it was written, so that
+    C{[sleep, 010]} runs C{sleep 010} and not C{sleep 8}.
+    """
+
+    source: str
+
+
+class _SourcedFloat(float):
+    """
+    A float read from YAML that remembers how it was written.
+    """
+
+    source: str
+
+
+class _Loader(yaml.SafeLoader):
+    """
+    A safe YAML loader that refuses duplicate keys and keeps the text of
+    numbers.
+    """
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a key must be a string, not {_describe(key)}",
+                key_node.start_mark,
+            )
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r}",
+                key_node.start_mark,
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    value = _SourcedInt(yaml.SafeLoader.construct_yaml_int(loader, node))
+    value.source = str(node.value)
+    return value
+
+
+def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> float:
+    value = _SourcedFloat(yaml.SafeLoader.construct_yaml_float(loader, node))
+    value.source = str(node.value)
+    return value
+
+
+_Loader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]  # PyYAML's stubs want Node
+)
+_Loader.add_constructor(
+    "tag:yaml.org,2002:int",
+    _construct_int,  # type: ignore[arg-type]  # PyYAML's stubs want Node
+)
+_Loader.add_constructor(
+    "tag:yaml.org,2002:float",
+    _construct_float,  # type: ignore[arg-type]  # PyYAML's stubs want Node
+)
+
+
+def _describe(value: object) -> str:
+    """
+    Name a YAML value's type the way a person writing YAML thinks of it.
+    """
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    if isinstance(value, int):
+        return f"a number ({value})"
+    if isinstance(value, float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _mapping(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(where, f"must be a mapping, not {_describe(value)}")
+    return value
+
+
+def _list(value: object, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(where, f"must be a list, not {_describe(value)}")
+    return value
+
+
+def _string(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(where, f"must be a string, not {_describe(value)}")
+    return value
+
+
+def _no_unknown_keys(
+    mapping: dict[str, Any], known: frozenset[str], where: str
+) -> None:
+    for key in mapping:
+        if key not in known:
+            expected = ", ".join(sorted(known))
+            raise ConfigError(
+                _join(where, key), f"unknown key (expected one of: {expected})"
+            )
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _command_word(value: object, where: str) -> str:
+    """
+    One element of a command: a string, or a number kept as it was written.
+    """
+    if isinstance(value, (_SourcedInt, _SourcedFloat)):
+        return value.source
+    if isinstance(value, str):
+        if "\0" in value:
+            raise ConfigError(where, "must not contain a NUL character")
+        return value
+    raise ConfigError(
+        where, f"must be a string, not {_describe(value)} (quote it to pass it as text)"
+    )
+
+
+def _json_value(value: object, where: str) -> Any:
+    """
+    Check that C{meta} holds only what JSON can carry; dates become ISO text.
+    """
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(where, "must be a finite number")
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, list):
+        return [
+            _json_value(item, f"{where}[{index}]") for index, item in enumerate(value)
+        ]
+    if isinstance(value, dict):
+        return {
+            key: _json_value(item, _join(where, key)) for key, item in value.items()
+        }
+    raise ConfigError(where, f"cannot hold {_describe(value)}")
+
+
+def _parse_headers(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    headers = []
+    for name, header_value in _mapping(value, where).items():
+        here = _join(where, name)
+        if not _HEADER_NAME.match(name):
+            raise ConfigError(here, "is not a valid HTTP header name")
+        if isinstance(header_value, (_SourcedInt, _SourcedFloat)):
+            header_value = header_value.source
+        text = _string(header_value, here)
+        if any(character in text for character in "\r\n\0"):
+            raise ConfigError(here, "must not contain CR, LF or NUL characters")
+        headers.append((name, text))
+    return tuple(headers)
+
+
+def _parse_argument(value: object, where: str) -> ArgumentSpec:
+    fields = _mapping(value, where)
+    _no_unknown_keys(fields, _ARGUMENT_KEYS, where)
+    for required in ("name", "datatype"):
+        if required not in fields:
+            raise ConfigError(_join(where, required), "is required")
+    name = _string(fields["name"], _join(where, "name"))
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+        raise ConfigError(
+            _join(where, "name"),
+            f"{name!r} is not a valid argument name"
+            " (letters, digits and underscores, not starting with a digit)",
+        )
+    datatype = _string(fields["datatype"], _join(where, "datatype"))
+    if datatype not in DATATYPES:
+        raise ConfigError(
+            _join(where, "datatype"),
+            f"unknown datatype {datatype!r} (expected one of: {', '.join(DATATYPES)})",
+        )
+    enum_source = None
+    if "enum_source" in fields:
+        enum_source = _string(fields["enum_source"], _join(where, "enum_source"))
+        if datatype != "Enum":
+            raise ConfigError(
+                _join(where, "enum_source"), "is only allowed with datatype Enum"
+            )
+    elif datatype == "Enum":
+        raise ConfigError(_join(where, "enum_source"), "is required with datatype Enum")
+    return ArgumentSpec(name=name, datatype=datatype, enum_source=enum_source)
+
+
+def _parse_task(name: str, value: object) -> TaskSpec:
+    where = f"tasks.{name}"
+    if value is None:
+        raise ConfigError(_join(where, "command"), "is required")
+    fields = _mapping(value, where)
+    _no_unknown_keys(fields, _TASK_KEYS, where)
+
+    if "command" not in fields:
+        raise ConfigError(_join(where, "command"), "is required")
+    command_items = _list(fields["command"], _join(where, "command"))
+    if not command_items:
+        raise ConfigError(_join(where, "command"), "must not be empty")
+    command = tuple(
+        _command_word(item, f"{where}.command[{index}]")
+        for index, item in enumerate(command_items)
+    )
+    if not command[0]:
+        raise ConfigError(f"{where}.command[0]", "the program must not be empty")
+
+    buffered = fields.get("buffered", True)
+    if not isinstance(buffered, bool):
+        raise ConfigError(
+            _join(where, "buffered"),
+            f"must be true or false, not {_describe(buffered)}",
+        )
+
+    headers = _parse_headers(fields.get("headers") or {}, _join(where, "headers"))
+    meta = _json_value(
+        _mapping(fields.get("meta") or {}, _join(where, "meta")), _join(where, "meta")
+    )
+
+    arguments_where = _join(where, "arguments")
+    arguments = tuple(
+        _parse_argument(item, f"{arguments_where}[{index}]")
+        for index, item in enumerate(
+            _list(fields.get("arguments") or [], arguments_where)
+        )
+    )
+    seen: set[str] = set()
+    for index, argument in enumerate(arguments):
+        if argument.name in seen:
+            raise ConfigError(
+                f"{arguments_where}[{index}].name",
+                f"argument {argument.name!r} is defined twice",
+            )
+        seen.add(argument.name)
+
+    return TaskSpec(
+        name=name,
+        command=command,
+        buffered=buffered,
+        headers=headers,
+        meta=meta,
+        arguments=arguments,
+    )
+
+
+def _parse_user(name: str, value: object, tasks: Mapping[str, TaskSpec]) -> UserSpec:
+    where = f"users.{name}"
+    fields = _mapping(value if value is not None else {}, where)
+    _no_unknown_keys(fields, frozenset(_PERMISSIONS), where)
+    permissions: dict[str, frozenset[str]] = {}
+    for permission in _PERMISSIONS:
+        here = _join(where, permission)
+        if permission not in fields:
+            raise ConfigError(here, "is required (use [] for none)")
+        names = _list(
+            fields[permission] if fields[permission] is not None else [], here
+        )
+        for index, task_name in enumerate(names):
+            task_name = _string(task_name, f"{here}[{index}]")
+            if task_name not in tasks:
+                raise ConfigError(f"{here}[{index}]", f"no task named {task_name!r}")
+        permissions[permission] = frozenset(names)
+    return UserSpec(name=name, **permissions)
+
+
+def _parse_heartbeat(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(
+            "heartbeat", f"must be a number of seconds, not {_describe(value)}"
+        )
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError("heartbeat", "must be a positive number of seconds")
+    return float(value)
+
+
+def parse_config(text: str | bytes, source: str = "<config>") -> Config:
+    """
+    Parse and validate configuration text.
+
+    @param text: the YAML document.
+    @param source: the file's name, used in messages about the file as a whole.
+    @return: the validated configuration.
+    @raise ConfigError: if the text is not valid YAML or not a valid
+        configuration.
+    """
+    try:
+        document = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{source}, line {mark.line + 1}" if mark else source
+        problem = error.problem or error.context or "invalid YAML"
+        raise ConfigError(where, f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(source, f"invalid YAML: {error}") from None
+
+    if document is None:
+        raise ConfigError(source, "is empty; it needs at least a 'tasks' section")
+    top = _mapping(document, source)
+    _no_unknown_keys(top, _TOP_KEYS, "")
+
+    if "tasks" not in top:
+        raise ConfigError("tasks", "is required")
+    task_fields = _mapping(top["tasks"] if top["tasks"] is not None else {}, "tasks")
+    tasks = {name: _parse_task(name, value) for name, value in task_fields.items()}
+
+    for task in tasks.values():
+        for index, argument in enumerate(task.arguments):
+            if argument.enum_source is None:
+                continue
+            here = f"tasks.{task.name}.arguments[{index}].enum_source"
+            source_task = tasks.get(argument.enum_source)
+            if source_task is None:
+                raise ConfigError(here, f"no task named {argument.enum_source!r}")
+            if not source_task.buffered:
+                raise ConfigError(
+                    here,
+                    f"task {argument.enum_source!r} is unbuffered, so its output"
+                    " is not kept to take values from",
+                )
+
+    users = None
+    if "users" in top:
+        user_fields = _mapping(
+            top["users"] if top["users"] is not None else {}, "users"
+        )
+        users = {
+            name: _parse_user(name, value, tasks) for name, value in user_fields.items()
+        }
+
+    return Config(
+        tasks=tasks, users=users, heartbeat=_parse_heartbeat(top.get("heartbeat"))
+    )
+
+
+def load_config(path: str) -> Config:
+    """
+    Read and validate a configuration file.
+
+    @param path: the file's path.
+    @return: the validated configuration.
+    @raise ConfigError: if the file cannot be read or is not valid.
+    """
+    try:
+        with open(path, "rb") as config_file:
+            text = config_file.read()
+    except OSError as error:
+        raise ConfigError(path, f"cannot read: {error.strerror}") from None
+    return parse_config(text, source=path)

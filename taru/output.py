@@ -1,0 +1,336 @@
+"""
+A run's output: raw bytes in arrival order, handed to any number of
+followers, each at its own pace.
+
+Buffered tasks keep their output in a spool file, so that a follower may read
+from the start and at any speed while the task writes at full speed, and so
+that memory does not grow with the output. Unbuffered tasks keep only what
+some follower has not read yet; once that backlog passes L{BACKLOG_LIMIT}
+bytes Taru stops reading from the task until the slowest follower catches up,
+so the task blocks on its pipe rather than Taru's memory growing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Protocol
+from urllib.parse import quote
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+# How much one follower reads and writes at a time.
+CHUNK_SIZE = 64 * 1024
+
+# How many unread bytes an unbuffered run may hold before its task is paused.
+BACKLOG_LIMIT = 1024 * 1024
+
+
+class _Store(Protocol):
+    """
+    Where an output's bytes are kept between arrival and being read.
+    """
+
+    def append(self, data: bytes) -> None: ...
+
+    def read(self, offset: int, limit: int) -> bytes: ...
+
+    def trim(self, offset: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SpoolStore:
+    """
+    Keeps all of an output in a file, read back at any offset.
+    """
+
+    def __init__(self, fd: int) -> None:
+        """
+        @param fd: a file descriptor open for reading and writing, which this
+            store now owns.
+        """
+        self._fd = fd
+        self._size = 0
+
+    def append(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, self._size)
+            self._size += written
+            view = view[written:]
+
+    def read(self, offset: int, limit: int) -> bytes:
+        return os.pread(self._fd, limit, offset)
+
+    def trim(self, offset: int) -> None:
+        """
+        A spool keeps everything.
+        """
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class BacklogStore:
+    """
+    Keeps only the bytes some follower has yet to read, in memory.
+    """
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._start = 0
+
+    def append(self, data: bytes) -> None:
+        self._data += data
+
+    def read(self, offset: int, limit: int) -> bytes:
+        begin = offset - self._start
+        return bytes(self._data[begin : begin + limit])
+
+    def trim(self, offset: int) -> None:
+        drop = offset - self._start
+        if drop > 0:
+            del self._data[:drop]
+            self._start = offset
+
+    def close(self) -> None:
+        self._data = bytearray()
+
+
+class Spool:
+    """
+    The folder of spool files, one per buffered task, holding its latest run's
+    output.
+    """
+
+    def __init__(self, directory: str) -> None:
+        """
+        @param directory: the folder; created when missing.
+        """
+        self.directory = directory
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+
+    def path_for(self, task: str) -> str:
+        """
+        The spool file of a task: its name made safe for a file name.
+        """
+        name = quote(task, safe="")
+        if len(name) > 200:
+            name = hashlib.sha256(task.encode("utf-8")).hexdigest()
+        return os.path.join(self.directory, f"{name}.out")
+
+    def create(self, task: str) -> Output:
+        """
+        Start a new spool file for a run of C{task}, replacing the last one.
+
+        Followers of the last run keep reading it: its file stays open until
+        they are done.
+        """
+        path = self.path_for(task)
+        partial = f"{path}.partial"
+        fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        os.replace(partial, path)
+        return Output(SpoolStore(fd), kept=True)
+
+
+@implementer(IPushProducer)
+class Follower:
+    """
+    Copies an output to one consumer, from a given offset, as fast as that
+    consumer takes it.
+
+    @ivar done: fires when the follower has written the whole output, or
+        stopped.
+    """
+
+    def __init__(self, output: Output, consumer: IConsumer, offset: int) -> None:
+        self._output = output
+        self._consumer = consumer
+        self.offset = offset
+        self.done: Deferred[None] = Deferred()
+        self._paused = False
+        self._pumping = False
+        self._stopped = False
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self.pump()
+
+    def stopProducing(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """
+        Write nothing more, and let the output forget this follower.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        self._output._unfollow(self)
+        self.done.callback(None)
+
+    def pump(self) -> None:
+        """
+        Write what the output has beyond this follower's offset, until the
+        consumer asks for a pause.
+        """
+        if self._pumping or self._stopped:
+            return
+        self._pumping = True
+        try:
+            while not self._paused and not self._stopped:
+                data = self._output.read(self.offset, CHUNK_SIZE)
+                if not data:
+                    break
+                self.offset += len(data)
+                self._consumer.write(data)
+        finally:
+            self._pumping = False
+        if self._stopped:
+            return
+        if self._output.closed and self.offset >= self._output.size:
+            self.stop()
+        else:
+            self._output._progressed()
+
+
+class Output:
+    """
+    The output of one run.
+
+    @ivar size: how many bytes the run has written so far.
+    @ivar closed: whether the run has written its last byte.
+    @ivar kept: whether all of the output is kept (buffered tasks).
+    """
+
+    _log = Logger()
+
+    def __init__(self, store: _Store, kept: bool) -> None:
+        self._store = store
+        self.kept = kept
+        self.size = 0
+        self.closed = False
+        self._followers: set[Follower] = set()
+        self._source: IPushProducer | None = None
+        self._source_paused = False
+        self._released = False
+
+    @classmethod
+    def unbuffered(cls) -> Output:
+        """
+        An output that keeps only what its followers have not read yet.
+        """
+        return cls(BacklogStore(), kept=False)
+
+    def attach_source(self, source: IPushProducer) -> None:
+        """
+        Name the producer of this output, to be paused while followers of an
+        unbuffered output fall behind.
+        """
+        self._source = source
+
+    def append(self, data: bytes) -> None:
+        """
+        Add bytes the run wrote, and pass them on to every follower.
+        """
+        if not data:
+            return
+        self._store.append(data)
+        self.size += len(data)
+        for follower in list(self._followers):
+            follower.pump()
+        self._progressed()
+
+    def close(self) -> None:
+        """
+        The run has written everything: followers end once they have it all.
+        """
+        self.closed = True
+        for follower in list(self._followers):
+            follower.pump()
+        self._maybe_discard()
+
+    def release(self) -> None:
+        """
+        Nothing but current followers needs this output any more; its store is
+        freed when the last of them is done.
+        """
+        self._released = True
+        self._maybe_discard()
+
+    def read(self, offset: int, limit: int) -> bytes:
+        """
+        Read kept bytes.
+
+        @param offset: where to start; at least the oldest kept byte.
+        @param limit: how many bytes at most.
+        """
+        available = self.size - offset
+        if available <= 0:
+            return b""
+        return self._store.read(offset, min(limit, available))
+
+    def contents(self) -> bytes:
+        """
+        All of a kept output written so far.
+        """
+        assert self.kept, "an unbuffered output keeps nothing to read back"
+        return self.read(0, self.size)
+
+    def follow(self, consumer: IConsumer, from_start: bool) -> Follower:
+        """
+        Add a follower that writes this output to C{consumer}.
+
+        @param from_start: begin at the first byte (only for kept outputs);
+            otherwise begin with what the run writes next.
+        @return: the follower; the caller registers it as C{consumer}'s
+            producer and waits on its C{done}.
+        """
+        offset = 0 if from_start and self.kept else self.size
+        follower = Follower(self, consumer, offset)
+        self._followers.add(follower)
+        return follower
+
+    @property
+    def follower_count(self) -> int:
+        """
+        How many followers are reading this output now.
+        """
+        return len(self._followers)
+
+    def _unfollow(self, follower: Follower) -> None:
+        self._followers.discard(follower)
+        self._progressed()
+        self._maybe_discard()
+
+    def _progressed(self) -> None:
+        """
+        Followers have read further: drop what none of them needs and let the
+        task go on when the slowest has caught up.
+        """
+        if self.kept:
+            return
+        oldest = min((f.offset for f in self._followers), default=self.size)
+        self._store.trim(oldest)
+        backlog = self.size - oldest
+        if self._source is None or self.closed:
+            return
+        if not self._source_paused and backlog > BACKLOG_LIMIT:
+            self._source_paused = True
+            self._source.pauseProducing()
+        elif self._source_paused and backlog <= BACKLOG_LIMIT // 2:
+            self._source_paused = False
+            self._source.resumeProducing()
+
+    def _maybe_discard(self) -> None:
+        if self._released and self.closed and not self._followers:
+            self._store.close()

@@ -1,0 +1,99 @@
+"""
+Who may do what: the user named by the C{X-User} header and the three
+per-task permissions.
+
+Taru does no authentication itself; a reverse proxy sets C{X-User}. Without a
+C{users} section in the configuration everything is open to everyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from attrs import frozen
+
+from taru.config import Config, UserSpec
+
+
+class NotAuthenticated(Exception):
+    """
+    Users are configured but the request names none.
+    """
+
+    def __str__(self) -> str:
+        return "authentication required: this Taru expects the X-User header"
+
+
+class UnknownUser(Exception):
+    """
+    The request names a user the configuration does not know, or names one
+    ambiguously.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@frozen
+class Access:
+    """
+    What one requester may do, under one configuration.
+
+    @ivar user: the user's name, or L{None} when no users are configured.
+    @ivar spec: the user's permissions, or L{None} for full access.
+    """
+
+    user: str | None
+    spec: UserSpec | None
+
+    def can_run(self, task: str) -> bool:
+        """
+        May this requester start and stop C{task}?
+        """
+        return self.spec is None or task in self.spec.can_run
+
+    def can_view_status(self, task: str) -> bool:
+        """
+        May this requester see C{task} and its state?
+        """
+        return self.spec is None or task in self.spec.can_view_status
+
+    def can_view_output(self, task: str) -> bool:
+        """
+        May this requester read C{task}'s output?
+        """
+        return self.spec is None or task in self.spec.can_view_output
+
+
+def access_for(config: Config, user_headers: Sequence[bytes] | None) -> Access:
+    """
+    Work out what a request may do.
+
+    @param config: the configuration in force.
+    @param user_headers: every value of the request's C{X-User} header, or
+        L{None} if it had none.
+    @return: the requester's access.
+    @raise NotAuthenticated: users are configured and no user is named.
+    @raise UnknownUser: the user is not configured, or the header is repeated
+        or empty.
+    """
+    if config.users is None:
+        return Access(user=None, spec=None)
+    if not user_headers:
+        raise NotAuthenticated()
+    if len(user_headers) > 1:
+        raise UnknownUser("the X-User header must be given exactly once")
+    try:
+        name = user_headers[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnknownUser("the X-User header is not valid UTF-8") from None
+    if not name:
+        raise UnknownUser("the X-User header is empty")
+    spec = config.users.get(name)
+    if spec is None:
+        raise UnknownUser(f"unknown user {name!r}")
+    return Access(user=name, spec=spec)

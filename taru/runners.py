@@ -1,0 +1,521 @@
+"""
+Runners start a task's process, feed its output to an L{Output}, stop it, and
+report how it ended.
+
+Two runners exist. L{DirectRunner} starts each run as a child process in a
+session of its own and stops it by signalling that whole process group.
+L{SystemdRunner} starts each run as a transient unit of the user's systemd
+manager with C{systemd-run --user}, so that systemd itself refuses a second
+instance and stopping ends the unit's whole control group.
+
+In both, standard output and standard error share one pipe, so their bytes
+arrive in the order the task wrote them, and standard input is empty.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+
+from attrs import frozen
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessTerminated
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IReactorFDSet,
+    IReactorProcess,
+    IReactorTime,
+    IReadDescriptor,
+)
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import Attribute, Interface, implementer
+
+from taru.output import Output
+
+# How much is read from a task's pipe at a time.
+READ_SIZE = 64 * 1024
+
+# After a task's process has exited, how long Taru keeps reading output that
+# processes it left behind still write, before it calls the run ended.
+DRAIN_SECONDS = 2.0
+
+# How long a stopped task has between SIGTERM and SIGKILL.
+STOP_GRACE_SECONDS = 5.0
+
+# The PATH a task runs with.
+TASK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class RunnerError(Exception):
+    """
+    The runner could not start a task.
+    """
+
+
+@frozen
+class ExitStatus:
+    """
+    How a run ended.
+
+    @ivar exit_code: the exit code when the process exited, L{None} when a
+        signal killed it.
+    @ivar signal: the signal that killed it, if one did.
+    """
+
+    exit_code: int | None
+    signal: int | None = None
+
+
+class IRunningTask(Interface):
+    """
+    A task's process, started by a runner.
+    """
+
+    ended = Attribute(
+        "A Deferred that fires with the ExitStatus once the process has ended"
+        " and its output is closed."
+    )
+
+    def stop() -> None:
+        """
+        End the task and everything it started.
+        """
+
+
+class IRunner(Interface):
+    """
+    Starts tasks' processes.
+    """
+
+    name = Attribute("A short name for logs: 'direct' or 'systemd'.")
+
+    def start(
+        task: str,
+        argv: Sequence[str],
+        environment: Mapping[str, str],
+        output: Output,
+    ) -> IRunningTask:
+        """
+        Start one run of a task.
+
+        @param task: the task's name.
+        @param argv: the program and its arguments, already substituted.
+        @param environment: the whole environment the task gets.
+        @param output: where the task's bytes go; the runner closes it once
+            the task is done writing.
+        @raise RunnerError: the process could not be started.
+        """
+
+
+def task_environment(task: str) -> dict[str, str]:
+    """
+    The environment a task runs with: nothing of Taru's own, only what a
+    program commonly needs.
+
+    @param task: the task's name, given as C{TARU_TASK}.
+    """
+    account = pwd.getpwuid(os.getuid())
+    return {
+        "PATH": TASK_PATH,
+        "HOME": account.pw_dir,
+        "USER": account.pw_name,
+        "LOGNAME": account.pw_name,
+        "LANG": "C.UTF-8",
+        "TARU_TASK": task,
+    }
+
+
+@implementer(IReadDescriptor)
+class _PipeReader:
+    """
+    Reads a task's output pipe in large chunks into an L{Output}, and is that
+    output's source: pausing it stops reading, and the task then blocks on a
+    full pipe.
+    """
+
+    def __init__(self, reactor: IReactorFDSet, fd: int, output: Output) -> None:
+        self._reactor = reactor
+        self._fd = fd
+        self._output = output
+        self._paused = False
+        self.closed: Deferred[None] = Deferred()
+        os.set_blocking(fd, False)
+        output.attach_source(self)
+        reactor.addReader(self)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def logPrefix(self) -> str:
+        return "task-output"
+
+    def doRead(self) -> None:
+        try:
+            data = os.read(self._fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._output.append(data)
+        else:
+            self.close()
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.close()
+
+    def pauseProducing(self) -> None:
+        if self._fd >= 0 and not self._paused:
+            self._paused = True
+            self._reactor.removeReader(self)
+
+    def resumeProducing(self) -> None:
+        if self._fd >= 0 and self._paused:
+            self._paused = False
+            self._reactor.addReader(self)
+
+    def stopProducing(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """
+        Stop reading and close the pipe; whatever is still in it is dropped.
+        """
+        if self._fd < 0:
+            return
+        self._reactor.removeReader(self)
+        os.close(self._fd)
+        self._fd = -1
+        self.closed.callback(None)
+
+
+class _ExitWatcher(ProcessProtocol):
+    """
+    Learns how a task's process ended.
+    """
+
+    def __init__(self) -> None:
+        self.exited: Deferred[ExitStatus] = Deferred()
+
+    def processEnded(self, reason: Failure) -> None:
+        value = reason.value
+        if isinstance(value, ProcessTerminated):
+            status = ExitStatus(exit_code=value.exitCode, signal=value.signal)
+        else:
+            status = ExitStatus(exit_code=0)
+        self.exited.callback(status)
+
+
+def _spawn(
+    reactor: IReactorProcess,
+    argv: Sequence[str],
+    environment: Mapping[str, str],
+    output_fd: int,
+) -> tuple[_ExitWatcher, int]:
+    """
+    Start a process whose stdout and stderr are C{output_fd} and whose stdin
+    is empty.
+
+    @return: the watcher of its end, and its process id.
+    """
+    watcher = _ExitWatcher()
+    try:
+        transport = reactor.spawnProcess(
+            watcher,
+            argv[0],
+            list(argv),
+            env=dict(environment),
+            childFDs={0: "w", 1: output_fd, 2: output_fd},
+        )
+    except OSError as error:
+        raise RunnerError(f"cannot start {argv[0]!r}: {error.strerror}") from None
+    transport.closeStdin()
+    assert transport.pid is not None
+    return watcher, transport.pid
+
+
+@implementer(IRunningTask)
+class _Run:
+    """
+    One run's process and output pipe, ended when both are done.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        watcher: _ExitWatcher,
+        reader: _PipeReader,
+        output: Output,
+        on_stop: Callable[[], None],
+    ) -> None:
+        self._clock = clock
+        self._reader = reader
+        self._output = output
+        self._on_stop = on_stop
+        self._drain: IDelayedCall | None = None
+        self._status: ExitStatus | None = None
+        self.ended: Deferred[ExitStatus] = Deferred()
+        watcher.exited.addCallback(self._exited)
+        reader.closed.addCallback(self._output_closed)
+
+    def stop(self) -> None:
+        self._on_stop()
+
+    def _exited(self, status: ExitStatus) -> None:
+        self._status = status
+        if self._reader.closed.called:
+            self._finish()
+        else:
+            self._drain = self._clock.callLater(DRAIN_SECONDS, self._reader.close)
+
+    def _output_closed(self, _: None) -> None:
+        if self._drain is not None and self._drain.active():
+            self._drain.cancel()
+        if self._status is not None:
+            self._finish()
+
+    def _finish(self) -> None:
+        assert self._status is not None
+        self._output.close()
+        self.ended.callback(self._status)
+
+
+@implementer(IRunner)
+class DirectRunner:
+    """
+    Runs each task as a child process, in a session and process group of its
+    own, which stop signals as a whole: SIGTERM, then SIGKILL after a grace
+    period.
+    """
+
+    name = "direct"
+    _log = Logger()
+
+    def __init__(
+        self,
+        reactor: IReactorProcess,
+        setsid: str | None = None,
+        stop_grace: float = STOP_GRACE_SECONDS,
+    ) -> None:
+        """
+        @param reactor: the reactor, for processes, pipes and time.
+        @param setsid: the path of C{setsid(1)}, which puts each task in a
+            session of its own; looked up on C{PATH} when not given.
+        @param stop_grace: seconds between SIGTERM and SIGKILL on stop.
+        """
+        self._reactor = reactor
+        found = setsid or shutil.which("setsid")
+        if found is None:
+            raise RunnerError("setsid (from util-linux) is needed to run tasks")
+        self._setsid = found
+        self._stop_grace = stop_grace
+
+    def start(
+        self,
+        task: str,
+        argv: Sequence[str],
+        environment: Mapping[str, str],
+        output: Output,
+    ) -> IRunningTask:
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        try:
+            watcher, pid = _spawn(
+                self._reactor, [self._setsid, *argv], environment, write_fd
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        reader = _PipeReader(self._reactor, read_fd, output)  # type: ignore[arg-type]
+        return _Run(
+            self._reactor,  # type: ignore[arg-type]
+            watcher,
+            reader,
+            output,
+            lambda: self._stop_group(pid),
+        )
+
+    def _stop_group(self, pgid: int) -> None:
+        """
+        Send SIGTERM to a run's process group, and SIGKILL after the grace
+        period to whatever is left of it.
+        """
+        if not _signal_group(pgid, signal.SIGTERM):
+            return
+        clock: IReactorTime = self._reactor  # type: ignore[assignment]
+        clock.callLater(self._stop_grace, _signal_group, pgid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, signal_number: int) -> bool:
+    """
+    Signal a process group.
+
+    @return: whether the group still existed.
+    """
+    try:
+        os.killpg(pgid, signal_number)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+
+
+_UNIT_SAFE = re.compile(rb"[A-Za-z0-9:_.]")
+
+
+def escape_unit_name(name: str) -> str:
+    """
+    Escape a string for use in a systemd unit name, as C{systemd-escape} does.
+    """
+    escaped = []
+    for index, byte in enumerate(name.encode("utf-8")):
+        character = bytes([byte])
+        if character == b"/":
+            escaped.append("-")
+        elif (index == 0 and character == b".") or not _UNIT_SAFE.match(character):
+            escaped.append(f"\\x{byte:02x}")
+        else:
+            escaped.append(character.decode("ascii"))
+    return "".join(escaped)
+
+
+def unit_name(task: str) -> str:
+    """
+    The fixed unit name every run of C{task} uses.
+    """
+    return f"taru-{escape_unit_name(task)}.service"
+
+
+def escape_dollars(word: str) -> str:
+    """
+    Protect a command-line word from systemd's own C{$VAR} expansion.
+    """
+    return word.replace("$", "$$")
+
+
+@implementer(IRunner)
+class SystemdRunner:
+    """
+    Runs each task as a transient service of the user's systemd manager.
+    """
+
+    name = "systemd"
+    _log = Logger()
+
+    def __init__(
+        self,
+        reactor: IReactorProcess,
+        systemd_run: str = "systemd-run",
+        systemctl: str = "systemctl",
+    ) -> None:
+        self._reactor = reactor
+        self._systemd_run = shutil.which(systemd_run) or systemd_run
+        self._systemctl = shutil.which(systemctl) or systemctl
+
+    def start(
+        self,
+        task: str,
+        argv: Sequence[str],
+        environment: Mapping[str, str],
+        output: Output,
+    ) -> IRunningTask:
+        unit = unit_name(task)
+        command = [
+            self._systemd_run,
+            "--user",
+            "--pipe",
+            "--quiet",
+            "--collect",
+            f"--unit={unit}",
+            f"--working-directory={os.getcwd()}",
+        ]
+        command += [f"--setenv={key}={value}" for key, value in environment.items()]
+        command += ["--", *(escape_dollars(word) for word in argv)]
+
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        try:
+            watcher, _ = _spawn(
+                self._reactor, command, _manager_environment(), write_fd
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        reader = _PipeReader(self._reactor, read_fd, output)  # type: ignore[arg-type]
+        return _Run(
+            self._reactor,  # type: ignore[arg-type]
+            watcher,
+            reader,
+            output,
+            lambda: self._stop_unit(unit),
+        )
+
+    def _stop_unit(self, unit: str) -> None:
+        self._reactor.spawnProcess(
+            ProcessProtocol(),
+            self._systemctl,
+            [self._systemctl, "--user", "stop", unit],
+            env=_manager_environment(),
+            childFDs={0: "w", 1: "r", 2: "r"},
+        )
+
+
+def _manager_environment() -> dict[str, str]:
+    """
+    What C{systemd-run} and C{systemctl} need to find the user manager.
+    """
+    keys = ("PATH", "HOME", "USER", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")
+    environment = {key: os.environ[key] for key in keys if key in os.environ}
+    if "XDG_RUNTIME_DIR" not in environment:
+        runtime = f"/run/user/{os.getuid()}"
+        if os.path.isdir(runtime):
+            environment["XDG_RUNTIME_DIR"] = runtime
+    return environment
+
+
+def user_manager_answers(timeout: float = 5.0) -> bool:
+    """
+    Is there a systemd user manager that would run tasks?
+
+    Called once at start-up, before the reactor runs.
+    """
+    systemctl = shutil.which("systemctl")
+    if systemctl is None or shutil.which("systemd-run") is None:
+        return False
+    try:
+        completed = subprocess.run(
+            [systemctl, "--user", "show-environment"],
+            env=_manager_environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return completed.returncode == 0
+
+
+__all__ = [
+    "DirectRunner",
+    "ExitStatus",
+    "IRunner",
+    "IRunningTask",
+    "RunnerError",
+    "SystemdRunner",
+    "escape_unit_name",
+    "task_environment",
+    "unit_name",
+    "user_manager_answers",
+]

@@ -1,0 +1,271 @@
+"""
+Taru as a Twisted service: its options, the pieces wired together, the
+listening endpoints, and configuration reloads on SIGHUP.
+
+The same L{Options} and L{make_service} serve the C{taru} command, the
+C{twistd taru} plugin and C{taru.tac}.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+from twisted.python import usage
+
+from taru.api import TaruAPI
+from taru.config import Config, ConfigError, load_config
+from taru.events import EventBroadcaster
+from taru.output import Spool
+from taru.runners import DirectRunner, IRunner, SystemdRunner, user_manager_answers
+from taru.tasks import Tasks
+
+RUNNERS = ("auto", "systemd", "direct")
+
+# How long Taru waits, on shutdown, for the tasks it stops to end.
+SHUTDOWN_WAIT_SECONDS = 10.0
+
+
+def default_state_directory() -> str:
+    """
+    Where Taru keeps its state when not told: the folder systemd names in
+    C{STATE_DIRECTORY}, else C{$XDG_STATE_HOME/taru}, else
+    C{~/.local/state/taru}.
+    """
+    from_systemd = os.environ.get("STATE_DIRECTORY")
+    if from_systemd:
+        return from_systemd.split(":")[0]
+    state_home = os.environ.get("XDG_STATE_HOME") or os.path.expanduser(
+        "~/.local/state"
+    )
+    return os.path.join(state_home, "taru")
+
+
+def default_endpoint(environ: dict[str, str] | None = None) -> str:
+    """
+    Where Taru listens when not told: on the first socket systemd passed to
+    this process, else on TCP port 3000 on all interfaces.
+    """
+    environ = dict(os.environ) if environ is None else environ
+    passed = environ.get("LISTEN_PID") == str(os.getpid()) and environ.get(
+        "LISTEN_FDS", "0"
+    ) not in ("", "0")
+    if not passed:
+        return "tcp:3000"
+    first = socket.socket(fileno=3)
+    try:
+        family = first.family
+    finally:
+        first.detach()
+    domain = {socket.AF_INET6: "INET6", socket.AF_UNIX: "UNIX"}.get(family, "INET")
+    return f"systemd:domain={domain}:index=0"
+
+
+class Options(usage.Options):
+    """
+    Taru's command-line options, shared by C{taru} and C{twistd taru}.
+    """
+
+    synopsis = "[options] [CONFIG]"
+    longdesc = (
+        "Serve preconfigured commands to users over HTTP. CONFIG is the YAML"
+        " configuration file, ./taru.yml by default."
+    )
+
+    optParameters = [
+        ["config", "c", None, "The configuration file (default: ./taru.yml)."],
+        [
+            "runner",
+            "r",
+            "auto",
+            "How tasks run: systemd (systemd-run --user), direct (child"
+            " processes), or auto (systemd when a user manager answers).",
+        ],
+        [
+            "public",
+            "p",
+            None,
+            "The folder served under / (default: ./public when it exists).",
+        ],
+        [
+            "state-dir",
+            "s",
+            None,
+            "Where output is spooled (default: $STATE_DIRECTORY, else"
+            " $XDG_STATE_HOME/taru or ~/.local/state/taru).",
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, endpoint: str) -> None:
+        """
+        Listen on a Twisted endpoint (tcp:8080:interface=127.0.0.1,
+        unix:/run/taru.sock, systemd:domain=INET:index=0); may be repeated.
+        Default: the socket systemd passed, else tcp:3000.
+        """
+        self["listen"].append(endpoint)
+
+    opt_l = opt_listen
+
+    def parseArgs(self, config: str | None = None) -> None:
+        if config is not None:
+            if self["config"] is not None:
+                raise usage.UsageError("give the configuration file only once")
+            self["config"] = config
+
+    def postOptions(self) -> None:
+        if self["runner"] not in RUNNERS:
+            raise usage.UsageError(
+                f"--runner must be one of {', '.join(RUNNERS)}, not {self['runner']!r}"
+            )
+        if self["config"] is None:
+            self["config"] = "taru.yml"
+        if self["public"] is None and os.path.isdir("public"):
+            self["public"] = "public"
+        if self["public"] is not None and not os.path.isdir(self["public"]):
+            raise usage.UsageError(f"--public: {self['public']!r} is not a folder")
+        if self["state-dir"] is None:
+            self["state-dir"] = default_state_directory()
+        if not self["listen"]:
+            self["listen"] = [default_endpoint()]
+        try:
+            self["loaded"] = load_config(self["config"])
+        except ConfigError as error:
+            sys.stderr.write(f"taru: {error}\n")
+            raise SystemExit(2) from None
+
+
+def choose_runner(name: str, reactor: Any, log: Logger) -> IRunner:
+    """
+    Make the runner the options ask for; for C{auto}, probe for a systemd
+    user manager and say which was chosen.
+    """
+    if name == "auto":
+        name = "systemd" if user_manager_answers() else "direct"
+        log.info("runner: {runner} (chosen automatically)", runner=name)
+    else:
+        log.info("runner: {runner}", runner=name)
+    if name == "systemd":
+        return SystemdRunner(reactor)
+    return DirectRunner(reactor)
+
+
+class TaruService(MultiService):
+    """
+    The whole of Taru: its tasks, its API on every endpoint it listens on,
+    and reloading on SIGHUP.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        config_path: str,
+        config: Config,
+        runner: IRunner,
+        state_directory: str,
+        public: str | None,
+        endpoints: list[str],
+        reactor: Any,
+    ) -> None:
+        super().__init__()
+        self.config_path = config_path
+        self._reactor = reactor
+        self._runner = runner
+        self._previous_sighup: Callable[..., Any] | int | None = None
+        self.events = EventBroadcaster(reactor)
+        self.tasks = Tasks(
+            config,
+            runner,
+            Spool(os.path.join(state_directory, "spool")),
+            self.events,
+            reactor,
+        )
+        self.api = TaruAPI(self.tasks, self.events, public)
+        site = self.api.site()
+        for endpoint in endpoints:
+            strports.service(endpoint, site, reactor=reactor).setServiceParent(self)
+        self._log_config(config)
+
+    def _log_config(self, config: Config) -> None:
+        self._log.info(
+            "configuration {path} loaded: {tasks} tasks, {users}",
+            path=self.config_path,
+            tasks=len(config.tasks),
+            users=(
+                "no users (open to all)"
+                if config.users is None
+                else f"{len(config.users)} users"
+            ),
+        )
+
+    def startService(self) -> None:
+        super().startService()
+        self.events.set_heartbeat(self.tasks.config.heartbeat)
+        self._previous_sighup = signal.signal(signal.SIGHUP, self._sighup)
+
+    def _sighup(self, signal_number: int, frame: FrameType | None) -> None:
+        self._reactor.callFromThread(self.reload)
+
+    def reload(self) -> bool:
+        """
+        Read the configuration file again and put it in force; an invalid
+        file is reported and the configuration in force stays.
+
+        @return: whether the new configuration is in force.
+        """
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as error:
+            self._log.warn(
+                "configuration not reloaded, the old one stays in force: {error}",
+                error=str(error),
+            )
+            return False
+        self.tasks.reconfigure(config)
+        self.events.set_heartbeat(config.heartbeat)
+        self._log_config(config)
+        self.events.publish(None, "UpdateConfig")
+        return True
+
+    def stopService(self) -> Deferred[None]:
+        if self._previous_sighup is not None:
+            signal.signal(signal.SIGHUP, self._previous_sighup)
+            self._previous_sighup = None
+        self.events.stop()
+        stopped: Deferred[Any] = maybeDeferred(super().stopService)
+        if isinstance(self._runner, DirectRunner):
+            # Children of the direct runner would be orphaned: end them.
+            ending = self.tasks.stop_all()
+            ending.addTimeout(SHUTDOWN_WAIT_SECONDS, self._reactor)
+            ending.addErrback(lambda _: None)
+            stopped.addCallback(lambda _: ending)
+        return stopped.addCallback(lambda _: None)
+
+
+def make_service(options: Options, reactor: Any) -> TaruService:
+    """
+    Build Taru's service from parsed options.
+    """
+    runner = choose_runner(options["runner"], reactor, TaruService._log)
+    return TaruService(
+        config_path=options["config"],
+        config=options["loaded"],
+        runner=runner,
+        state_directory=options["state-dir"],
+        public=options["public"],
+        endpoints=options["listen"],
+        reactor=reactor,
+    )

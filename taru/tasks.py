@@ -1,0 +1,305 @@
+"""
+The tasks and their state: which are running, how each last ended, and the
+one place where runs are started and stopped.
+
+A task runs at most once at a time: L{Tasks.start} marks it running before it
+returns, so of any number of simultaneous starts exactly one succeeds.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import define, field
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from taru.arguments import enum_lines
+from taru.config import Config, TaskSpec
+from taru.events import IEventSink
+from taru.output import Output, Spool
+from taru.runners import ExitStatus, IRunner, IRunningTask, task_environment
+
+
+class NoSuchTask(Exception):
+    """
+    No such task, or none that the requester may see: the two look the same.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"no task named {self.name!r}"
+
+
+class AlreadyRunning(Exception):
+    """
+    The task is running already; it runs at most once at a time.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"task {self.name!r} is already running"
+
+
+NEW = "new"
+RUNNING = "running"
+FINISHED = "finished"
+
+
+@define
+class Run:
+    """
+    One run of a task.
+
+    @ivar run_id: a number that tells runs apart, counting from 1 since
+        start-up.
+    @ivar output: what the run writes.
+    @ivar process: the runner's handle on its process, once started.
+    @ivar status: how it ended, once it has.
+    """
+
+    run_id: int
+    task: TaskSpec
+    argv: tuple[str, ...]
+    user: str | None
+    started_at: float
+    output: Output
+    process: IRunningTask | None = None
+    status: ExitStatus | None = None
+
+
+@define
+class TaskState:
+    """
+    A task's configuration and what it has done.
+
+    @ivar spec: the task as currently configured.
+    @ivar current: the run in progress, if any.
+    @ivar last: the latest run, running or ended.
+    """
+
+    spec: TaskSpec
+    current: Run | None = None
+    last: Run | None = None
+    _waiters: list[Deferred[ExitStatus | None]] = field(factory=list)
+
+    @property
+    def state(self) -> str:
+        """
+        C{new} before the first run, then C{running} or C{finished}.
+        """
+        if self.current is not None:
+            return RUNNING
+        if self.last is not None:
+            return FINISHED
+        return NEW
+
+    @property
+    def exit_code(self) -> int | None:
+        """
+        The exit code of the latest ended run, unless a signal ended it.
+        """
+        if self.current is None and self.last is not None and self.last.status:
+            return self.last.status.exit_code
+        return None
+
+
+class Tasks:
+    """
+    All configured tasks, their runs, and their state.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        runner: IRunner,
+        spool: Spool,
+        events: IEventSink,
+        clock: IReactorTime,
+    ) -> None:
+        self._runner = runner
+        self._spool = spool
+        self._events = events
+        self._clock = clock
+        self._run_ids = itertools.count(1)
+        self._states: dict[str, TaskState] = {}
+        self._retiring: dict[str, TaskState] = {}
+        self.config = config
+        self.reconfigure(config)
+
+    def reconfigure(self, config: Config) -> None:
+        """
+        Put a new configuration in force.
+
+        Running tasks keep running to their end, even when the new
+        configuration changes or removes them; a removed task's runs are then
+        forgotten.
+        """
+        old = {**self._retiring, **self._states}
+        self._states = {}
+        self._retiring = {}
+        for name, spec in config.tasks.items():
+            state = old.pop(name, None) or TaskState(spec=spec)
+            state.spec = spec
+            self._states[name] = state
+        for name, state in old.items():
+            if state.current is not None:
+                self._retiring[name] = state
+        self.config = config
+
+    def get(self, name: str) -> TaskState:
+        """
+        A configured task's state.
+
+        @raise NoSuchTask: if no task has that name.
+        """
+        state = self._states.get(name)
+        if state is None:
+            raise NoSuchTask(name)
+        return state
+
+    def all(self) -> Mapping[str, TaskState]:
+        """
+        Every configured task's state, in configured order.
+        """
+        return self._states
+
+    def enum_values(self, source: str) -> list[str] | None:
+        """
+        The values an Enum argument fed by C{source} permits now.
+
+        @return: the lines of the source's latest output (without a last,
+            unfinished line while it is still running), or L{None} if it has
+            not run yet.
+        """
+        state = self._states.get(source)
+        if state is None or state.last is None or not state.last.output.kept:
+            return None
+        contents = state.last.output.contents()
+        if state.current is not None and not contents.endswith(b"\n"):
+            contents = contents[: contents.rfind(b"\n") + 1]
+        return enum_lines(contents)
+
+    def start(self, name: str, argv: tuple[str, ...], user: str | None) -> Run:
+        """
+        Start a run of a task.
+
+        @param argv: the substituted command.
+        @param user: who started it, for the log.
+        @raise NoSuchTask: if there is no such task.
+        @raise AlreadyRunning: if it is running.
+        @raise RunnerError: if the runner could not start it.
+        """
+        state = self.get(name)
+        if state.current is not None:
+            raise AlreadyRunning(name)
+        spec = state.spec
+        output = self._spool.create(name) if spec.buffered else Output.unbuffered()
+        run = Run(
+            run_id=next(self._run_ids),
+            task=spec,
+            argv=argv,
+            user=user,
+            started_at=self._clock.seconds(),
+            output=output,
+        )
+        try:
+            run.process = self._runner.start(name, argv, task_environment(name), output)
+        except BaseException:
+            output.close()
+            output.release()
+            raise
+
+        if state.last is not None:
+            state.last.output.release()
+        state.current = state.last = run
+        self._log.info(
+            "task {task} started as run {run_id} by {user}: {argv}",
+            task=name,
+            run_id=run.run_id,
+            user=user,
+            argv=list(argv),
+        )
+        self._events.publish(name, "Started")
+        run.process.ended.addCallback(self._ended, state, run)
+        return run
+
+    def _ended(self, status: ExitStatus, state: TaskState, run: Run) -> None:
+        run.status = status
+        state.current = None
+        name = run.task.name
+        if self._retiring.get(name) is state:
+            del self._retiring[name]
+            run.output.release()
+        self._log.info(
+            "task {task} run {run_id} ended: exit code {exit_code},"
+            " signal {signal}, after {duration:.3f}s",
+            task=name,
+            run_id=run.run_id,
+            exit_code=status.exit_code,
+            signal=status.signal,
+            duration=self._clock.seconds() - run.started_at,
+        )
+        self._events.publish(name, {"ExitStatus": status.exit_code})
+        waiters, state._waiters = state._waiters, []
+        for waiter in waiters:
+            waiter.callback(status)
+
+    def stop(self, name: str) -> bool:
+        """
+        Stop a task's run, with everything it started.
+
+        @return: whether it was running.
+        @raise NoSuchTask: if there is no such task.
+        """
+        state = self.get(name)
+        if state.current is None or state.current.process is None:
+            return False
+        self._log.info(
+            "task {task} run {run_id} stopping", task=name, run_id=state.current.run_id
+        )
+        state.current.process.stop()
+        return True
+
+    def wait(self, name: str) -> Deferred[ExitStatus | None]:
+        """
+        Wait for a task's current run to end.
+
+        @return: a Deferred firing with the run's exit status; at once with the
+            latest run's if none is running, or with L{None} if it never ran.
+            Cancelling it stops only the waiting.
+        @raise NoSuchTask: if there is no such task.
+        """
+        state = self.get(name)
+        if state.current is None:
+            return succeed(state.last.status if state.last else None)
+
+        def forget(waiter: Deferred[ExitStatus | None]) -> None:
+            if waiter in state._waiters:
+                state._waiters.remove(waiter)
+
+        waiter: Deferred[ExitStatus | None] = Deferred(forget)
+        state._waiters.append(waiter)
+        return waiter
+
+    def stop_all(self) -> Deferred[Any]:
+        """
+        Stop every running task and wait for each to end.
+        """
+        ending = []
+        for state in [*self._states.values(), *self._retiring.values()]:
+            if state.current is not None and state.current.process is not None:
+                state.current.process.stop()
+                ending.append(state.current.process.ended)
+        return DeferredList(ending)
