@@ -1,0 +1,3 @@
+from taru.cli import main
+
+main()
