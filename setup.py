@@ -24,6 +24,8 @@ setup(
         ],
         "dev": [
             "mypy>=1.10",
+            "mypy-zope>=1.0",
+            "types-PyYAML",
             "ruff>=0.5",
         ],
     },

@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
+from twisted.web.server import Request
 from twisted.web.static import File
 from werkzeug.exceptions import HTTPException
 
@@ -113,9 +114,7 @@ def _json_values(body: bytes) -> dict[str, list[str]]:
     return values
 
 
-def given_arguments(
-    request: IRequest, reserved: frozenset[str]
-) -> dict[str, list[str]]:
+def given_arguments(request: Request, reserved: frozenset[str]) -> dict[str, list[str]]:
     """
     Collect the argument values a request gives, in its query string and in a
     form-encoded or JSON body.
@@ -149,13 +148,24 @@ def given_arguments(
     return given
 
 
+def _abort(request: Request) -> None:
+    """
+    Drop a client's connection at once, with whatever it has not read.
+    """
+    abort = getattr(request.transport, "abortConnection", None)
+    if abort is not None:
+        abort()
+    else:
+        request.loseConnection()
+
+
 class _NoListingFile(File):
     """
     Static files without directory listings.
     """
 
     def directoryListing(self) -> Resource:
-        return self.childNotFound  # type: ignore[no-any-return]
+        return self.childNotFound
 
 
 class TaruRequest(server.Request):
@@ -164,8 +174,9 @@ class TaruRequest(server.Request):
     """
 
     def process(self) -> None:
-        self.setHeader(b"x-content-type-options", b"nosniff")
-        super().process()
+        # Request's own methods are not annotated.
+        self.setHeader(b"x-content-type-options", b"nosniff")  # type: ignore[no-untyped-call]
+        super().process()  # type: ignore[no-untyped-call]
 
 
 class TaruAPI:
@@ -197,7 +208,7 @@ class TaruAPI:
         site.displayTracebacks = False
         return site
 
-    def _access(self, request: IRequest) -> Access:
+    def _access(self, request: Request) -> Access:
         return access_for(
             self.tasks.config, request.requestHeaders.getRawHeaders(b"x-user")
         )
@@ -210,7 +221,7 @@ class TaruAPI:
             raise NoSuchTask(name)
         return spec
 
-    def _start(self, request: IRequest, access: Access, spec: TaskSpec) -> Run:
+    def _start(self, request: Request, access: Access, spec: TaskSpec) -> Run:
         reserved = frozenset({"check"}) - {argument.name for argument in spec.arguments}
         values = parse_arguments(
             spec, given_arguments(request, reserved), self.tasks.enum_values
@@ -236,7 +247,7 @@ class TaruAPI:
         return _text(request, 500, "internal error; the details are in Taru's log")
 
     @app.route("/api/v1/tasks", methods=["GET"])
-    def list_tasks(self, request: IRequest) -> bytes:
+    def list_tasks(self, request: Request) -> bytes:
         """
         The tasks the requester may see, with their state and what the
         requester may do with them.
@@ -275,7 +286,7 @@ class TaruAPI:
         return described
 
     @app.route("/api/v1/task/<name>", methods=["POST"])
-    def start(self, request: IRequest, name: str) -> bytes:
+    def start(self, request: Request, name: str) -> bytes:
         """
         Start a task.
         """
@@ -285,7 +296,7 @@ class TaruAPI:
         return _text(request, 200, f"task {name!r} started (run {run.run_id})")
 
     @app.route("/api/v1/task/<name>/stop", methods=["POST"])
-    def stop(self, request: IRequest, name: str) -> bytes:
+    def stop(self, request: Request, name: str) -> bytes:
         """
         Stop a task and everything it started.
         """
@@ -296,7 +307,7 @@ class TaruAPI:
         return _text(request, 200, f"task {name!r} is not running")
 
     @app.route("/api/v1/task/<name>/output", methods=["GET"])
-    async def output(self, request: IRequest, name: str) -> None:
+    async def output(self, request: Request, name: str) -> None:
         """
         Stream a task's output: for a buffered task everything so far and
         then what follows, for an unbuffered one what follows; the response
@@ -312,7 +323,7 @@ class TaruAPI:
         return None
 
     @app.route("/api/v1/task/<name>/output", methods=["POST"])
-    async def run_with_output(self, request: IRequest, name: str) -> None:
+    async def run_with_output(self, request: Request, name: str) -> None:
         """
         Start a task and stream all of its output.
         """
@@ -322,7 +333,7 @@ class TaruAPI:
         await self._follow(request, spec, run.output, from_start=True)
         return None
 
-    def _output_headers(self, request: IRequest, spec: TaskSpec) -> None:
+    def _output_headers(self, request: Request, spec: TaskSpec) -> None:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"x-accel-buffering", b"no")
@@ -330,7 +341,7 @@ class TaruAPI:
             request.setHeader(header.encode("ascii"), value.encode("utf-8"))
 
     async def _follow(
-        self, request: IRequest, spec: TaskSpec, output: Output, from_start: bool
+        self, request: Request, spec: TaskSpec, output: Output, from_start: bool
     ) -> None:
         self._output_headers(request, spec)
         request.write(b"")
@@ -351,7 +362,7 @@ class TaruAPI:
             )
 
     @app.route("/api/v1/task/<name>/status", methods=["GET"])
-    async def status(self, request: IRequest, name: str) -> bytes:
+    async def status(self, request: Request, name: str) -> bytes:
         """
         Wait for a task's run to end and give its exit code.
         """
@@ -360,7 +371,7 @@ class TaruAPI:
         return self._status_body(request, await self.tasks.wait(name))
 
     @app.route("/api/v1/task/<name>/status", methods=["POST"])
-    async def run_with_status(self, request: IRequest, name: str) -> bytes:
+    async def run_with_status(self, request: Request, name: str) -> bytes:
         """
         Start a task, wait for it to end, and give its exit code.
         """
@@ -369,7 +380,7 @@ class TaruAPI:
         self._start(request, access, spec)
         return self._status_body(request, await self.tasks.wait(name))
 
-    def _status_body(self, request: IRequest, status: ExitStatus | None) -> bytes:
+    def _status_body(self, request: Request, status: ExitStatus | None) -> bytes:
         check = parse_qs(urlsplit(request.uri).query).get(b"check", [b""])[-1]
         failed = status is None or status.exit_code != 0
         code = CHECK_FAILED if check == b"true" and failed else 200
@@ -379,7 +390,7 @@ class TaruAPI:
         return _exit_code_text(status).encode("ascii")
 
     @app.route("/events", methods=["GET"])
-    async def event_stream(self, request: IRequest) -> None:
+    async def event_stream(self, request: Request) -> None:
         """
         Server-sent events: every state change of the tasks the requester may
         see, reloads, and the heartbeat.
@@ -408,14 +419,14 @@ class TaruAPI:
             self._log.warn(
                 "client {peer} dropped: it stopped reading events", peer=peer
             )
-            request.transport.abortConnection()
+            _abort(request)
         finally:
             subscriber.stopProducing()
             request.unregisterProducer()
             self._log.info("client {peer} unsubscribed from events", peer=peer)
 
     @app.route("/", branch=True, methods=["GET", "HEAD"])
-    def web_interface(self, request: IRequest) -> Resource:
+    def web_interface(self, request: Request) -> Resource:
         """
         The static web interface, when a public folder is configured.
         """

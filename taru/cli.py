@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     """
     options = Options()
     try:
-        options.parseOptions(sys.argv[1:] if argv is None else argv)
+        # Options.parseOptions is not annotated.
+        options.parseOptions(sys.argv[1:] if argv is None else argv)  # type: ignore[no-untyped-call]
     except usage.UsageError as error:
         sys.stderr.write(f"taru: {error}\nRun 'taru --help' for the options.\n")
         raise SystemExit(2) from None
@@ -31,4 +32,4 @@ def main(argv: list[str] | None = None) -> None:
     service = make_service(options, reactor)
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()

@@ -175,15 +175,15 @@ def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> float:
 
 _Loader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]  # PyYAML's stubs want Node
+    _construct_mapping,
 )
 _Loader.add_constructor(
     "tag:yaml.org,2002:int",
-    _construct_int,  # type: ignore[arg-type]  # PyYAML's stubs want Node
+    _construct_int,
 )
 _Loader.add_constructor(
     "tag:yaml.org,2002:float",
-    _construct_float,  # type: ignore[arg-type]  # PyYAML's stubs want Node
+    _construct_float,
 )
 
 

@@ -27,6 +27,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessTerminated
 from twisted.internet.interfaces import (
     IDelayedCall,
+    IPushProducer,
     IReactorFDSet,
     IReactorProcess,
     IReactorTime,
@@ -132,7 +133,7 @@ def task_environment(task: str) -> dict[str, str]:
     }
 
 
-@implementer(IReadDescriptor)
+@implementer(IReadDescriptor, IPushProducer)
 class _PipeReader:
     """
     Reads a task's output pipe in large chunks into an L{Output}, and is that

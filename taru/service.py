@@ -106,7 +106,7 @@ class Options(usage.Options):
     ]
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # not annotated
         self["listen"] = []
 
     def opt_listen(self, endpoint: str) -> None:
@@ -180,7 +180,7 @@ class TaruService(MultiService):
         endpoints: list[str],
         reactor: Any,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # not annotated
         self.config_path = config_path
         self._reactor = reactor
         self._runner = runner
@@ -212,7 +212,7 @@ class TaruService(MultiService):
         )
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # not annotated
         self.events.set_heartbeat(self.tasks.config.heartbeat)
         self._previous_sighup = signal.signal(signal.SIGHUP, self._sighup)
 
