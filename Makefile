@@ -19,19 +19,18 @@ run: $(BIN)/taru
 
 test: $(BIN)/taru
 	$(BIN)/trial --reporter=text taru
+	$(MAKE) --no-print-directory lint
 
 unit: $(BIN)/taru
-	$(BIN)/trial taru.test.test_config taru.test.test_arguments taru.test.test_permissions \
-		taru.test.test_output taru.test.test_events taru.test.test_tasks \
-		taru.test.test_api taru.test.test_runners taru.test.test_service
+	$(BIN)/trial $$(ls taru/test/test_*.py | sed 's|/|.|g; s|\.py$$||')
 
 integration: $(BIN)/taru
 	$(BIN)/trial taru.test.integration
 
 lint: $(BIN)/taru
-	$(BIN)/ruff check taru twisted bench
-	$(BIN)/ruff format --check taru twisted bench
-	$(BIN)/mypy taru
+	$(BIN)/ruff check taru twisted
+	$(BIN)/ruff format --check taru twisted
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) _trial_temp build *.egg-info
