@@ -148,6 +148,17 @@ def given_arguments(request: Request, reserved: frozenset[str]) -> dict[str, lis
     return given
 
 
+def _peer(request: Request) -> str:
+    """
+    The client's address, for logs: C{host:port}, or the socket path.
+    """
+    address = request.getClientAddress()
+    host = getattr(address, "host", None)
+    if host is not None:
+        return f"{host}:{getattr(address, 'port', '')}"
+    return str(getattr(address, "name", None) or "unix")
+
+
 def _abort(request: Request) -> None:
     """
     Drop a client's connection at once, with whatever it has not read.
@@ -347,7 +358,7 @@ class TaruAPI:
         request.write(b"")
         follower = output.follow(request, from_start)
         request.registerProducer(follower, True)
-        peer = str(request.getClientAddress())
+        peer = _peer(request)
         self._log.info(
             "client {peer} follows the output of {task}", peer=peer, task=spec.name
         )
@@ -411,7 +422,7 @@ class TaruAPI:
         request.write(STREAM_PREAMBLE)
         subscriber = self.events.subscribe(request, may_view)
         request.registerProducer(subscriber, True)
-        peer = str(request.getClientAddress())
+        peer = _peer(request)
         self._log.info("client {peer} subscribed to events", peer=peer)
         try:
             await subscriber.done

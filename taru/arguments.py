@@ -17,7 +17,7 @@ from taru.config import ArgumentSpec, TaskSpec
 INT_MIN = -(2**31)
 INT_MAX = 2**31 - 1
 
-_CANONICAL_INT = re.compile(r"^-?(0|[1-9][0-9]*)$")
+_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
 class ArgumentError(Exception):
@@ -78,7 +78,7 @@ def _check_value(argument: ArgumentSpec, value: str, lines_of: EnumLines) -> str
     if "\0" in value:
         raise ArgumentError(f"argument {argument.name!r} must not contain NUL")
     if argument.datatype == "Int":
-        if not _CANONICAL_INT.match(value) or value == "-0":
+        if not _CANONICAL_INT.fullmatch(value) or value == "-0":
             raise ArgumentError(
                 f"argument {argument.name!r} must be a whole number"
                 f" written in decimal, not {value!r}"

@@ -20,13 +20,18 @@ from attrs import frozen
 
 DATATYPES = ("Int", "String", "Enum")
 
+# The shortest heartbeat interval, in seconds.
+MIN_HEARTBEAT = 0.1
+
 _TASK_KEYS = frozenset({"command", "buffered", "headers", "meta", "arguments"})
 _ARGUMENT_KEYS = frozenset({"name", "datatype", "enum_source"})
 _PERMISSIONS = ("can_run", "can_view_status", "can_view_output")
 _TOP_KEYS = frozenset({"heartbeat", "tasks", "users"})
 
+_ARGUMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
 # RFC 7230 token characters: what an HTTP header name may be made of.
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class ConfigError(Exception):
@@ -139,6 +144,18 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    written: set[object] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if key in written:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        written.add(key)
+
+    # Keys merged in with "<<" come first, so that written keys override them.
     loader.flatten_mapping(node)
     mapping: dict[Any, Any] = {}
     for key_node, value_node in node.value:
@@ -148,13 +165,6 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any
                 None,
                 None,
                 f"a key must be a string, not {_describe(key)}",
-                key_node.start_mark,
-            )
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r}",
                 key_node.start_mark,
             )
         mapping[key] = loader.construct_object(value_node, deep=True)
@@ -205,6 +215,8 @@ def _describe(value: object) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
+    if isinstance(value, bytes):
+        return "binary data"
     return f"a {type(value).__name__}"
 
 
@@ -237,6 +249,14 @@ def _no_unknown_keys(
             )
 
 
+def _optional(fields: dict[str, Any], key: str, default: object) -> object:
+    """
+    A key's value, or C{default} when the key is absent or left empty.
+    """
+    value = fields.get(key)
+    return default if value is None else value
+
+
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
@@ -251,9 +271,8 @@ def _command_word(value: object, where: str) -> str:
         if "\0" in value:
             raise ConfigError(where, "must not contain a NUL character")
         return value
-    raise ConfigError(
-        where, f"must be a string, not {_describe(value)} (quote it to pass it as text)"
-    )
+    hint = "" if isinstance(value, (list, dict)) else " (quote it to pass it as text)"
+    raise ConfigError(where, f"must be a string, not {_describe(value)}{hint}")
 
 
 def _json_value(value: object, where: str) -> Any:
@@ -281,7 +300,7 @@ def _parse_headers(value: object, where: str) -> tuple[tuple[str, str], ...]:
     headers = []
     for name, header_value in _mapping(value, where).items():
         here = _join(where, name)
-        if not _HEADER_NAME.match(name):
+        if not _HEADER_NAME.fullmatch(name):
             raise ConfigError(here, "is not a valid HTTP header name")
         if isinstance(header_value, (_SourcedInt, _SourcedFloat)):
             header_value = header_value.source
@@ -299,7 +318,7 @@ def _parse_argument(value: object, where: str) -> ArgumentSpec:
         if required not in fields:
             raise ConfigError(_join(where, required), "is required")
     name = _string(fields["name"], _join(where, "name"))
-    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+    if not _ARGUMENT_NAME.fullmatch(name):
         raise ConfigError(
             _join(where, "name"),
             f"{name!r} is not a valid argument name"
@@ -323,7 +342,29 @@ def _parse_argument(value: object, where: str) -> ArgumentSpec:
     return ArgumentSpec(name=name, datatype=datatype, enum_source=enum_source)
 
 
+def _check_task_name(name: str) -> None:
+    """
+    A task's name goes into URLs, file names and unit names: refuse what
+    cannot be addressed there.
+    """
+    if not name:
+        raise ConfigError("tasks", "a task's name must not be empty")
+    if name in (".", "..") or "/" in name:
+        raise ConfigError(
+            f"tasks.{name}", "a task's name must not contain '/' or be '.' or '..'"
+        )
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("tasks", f"the name {name!r} is not valid Unicode") from None
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in name):
+        raise ConfigError(
+            f"tasks.{name!r}", "a task's name must not contain control characters"
+        )
+
+
 def _parse_task(name: str, value: object) -> TaskSpec:
+    _check_task_name(name)
     where = f"tasks.{name}"
     if value is None:
         raise ConfigError(_join(where, "command"), "is required")
@@ -349,16 +390,17 @@ def _parse_task(name: str, value: object) -> TaskSpec:
             f"must be true or false, not {_describe(buffered)}",
         )
 
-    headers = _parse_headers(fields.get("headers") or {}, _join(where, "headers"))
+    headers = _parse_headers(_optional(fields, "headers", {}), _join(where, "headers"))
     meta = _json_value(
-        _mapping(fields.get("meta") or {}, _join(where, "meta")), _join(where, "meta")
+        _mapping(_optional(fields, "meta", {}), _join(where, "meta")),
+        _join(where, "meta"),
     )
 
     arguments_where = _join(where, "arguments")
     arguments = tuple(
         _parse_argument(item, f"{arguments_where}[{index}]")
         for index, item in enumerate(
-            _list(fields.get("arguments") or [], arguments_where)
+            _list(_optional(fields, "arguments", []), arguments_where)
         )
     )
     seen: set[str] = set()
@@ -382,16 +424,16 @@ def _parse_task(name: str, value: object) -> TaskSpec:
 
 def _parse_user(name: str, value: object, tasks: Mapping[str, TaskSpec]) -> UserSpec:
     where = f"users.{name}"
-    fields = _mapping(value if value is not None else {}, where)
+    fields = _mapping({} if value is None else value, where)
     _no_unknown_keys(fields, frozenset(_PERMISSIONS), where)
     permissions: dict[str, frozenset[str]] = {}
     for permission in _PERMISSIONS:
         here = _join(where, permission)
         if permission not in fields:
             raise ConfigError(here, "is required (use [] for none)")
-        names = _list(
-            fields[permission] if fields[permission] is not None else [], here
-        )
+        if fields[permission] is None:
+            raise ConfigError(here, "must be a list of task names (use [] for none)")
+        names = _list(fields[permission], here)
         for index, task_name in enumerate(names):
             task_name = _string(task_name, f"{here}[{index}]")
             if task_name not in tasks:
@@ -407,8 +449,10 @@ def _parse_heartbeat(value: object) -> float | None:
         raise ConfigError(
             "heartbeat", f"must be a number of seconds, not {_describe(value)}"
         )
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError("heartbeat", "must be a positive number of seconds")
+    if not math.isfinite(value) or value < MIN_HEARTBEAT:
+        raise ConfigError(
+            "heartbeat", f"must be a number of seconds, at least {MIN_HEARTBEAT}"
+        )
     return float(value)
 
 
@@ -439,7 +483,7 @@ def parse_config(text: str | bytes, source: str = "<config>") -> Config:
 
     if "tasks" not in top:
         raise ConfigError("tasks", "is required")
-    task_fields = _mapping(top["tasks"] if top["tasks"] is not None else {}, "tasks")
+    task_fields = _mapping(_optional(top, "tasks", {}), "tasks")
     tasks = {name: _parse_task(name, value) for name, value in task_fields.items()}
 
     for task in tasks.values():
@@ -459,9 +503,12 @@ def parse_config(text: str | bytes, source: str = "<config>") -> Config:
 
     users = None
     if "users" in top:
-        user_fields = _mapping(
-            top["users"] if top["users"] is not None else {}, "users"
-        )
+        if top["users"] is None:
+            raise ConfigError(
+                "users",
+                "is empty; list users, or remove the key to open every task to all",
+            )
+        user_fields = _mapping(top["users"], "users")
         users = {
             name: _parse_user(name, value, tasks) for name, value in user_fields.items()
         }

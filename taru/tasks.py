@@ -156,6 +156,8 @@ class Tasks:
         for name, state in old.items():
             if state.current is not None:
                 self._retiring[name] = state
+            elif state.last is not None:
+                state.last.output.release()
         self.config = config
 
     def get(self, name: str) -> TaskState:

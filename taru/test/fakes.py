@@ -1,0 +1,166 @@
+"""
+Stand-ins for the seams Taru's units talk to: a runner, its running tasks, an
+event sink, an output's source and a consumer that takes bytes at a set pace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from attrs import define, field
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.testing import StringTransport
+from zope.interface import implementer
+
+from taru.events import IEventSink
+from taru.output import Output
+from taru.runners import ExitStatus, IRunner, IRunningTask, RunnerError
+
+
+@implementer(IPushProducer)
+class RecordingProducer:
+    """
+    An output's source that records how it is paused and resumed.
+
+    @ivar calls: C{"pause"}, C{"resume"} and C{"stop"}, in the order they were
+        asked for.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @property
+    def paused(self) -> bool:
+        """
+        Whether the last request was to pause.
+        """
+        return bool(self.calls) and self.calls[-1] == "pause"
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")
+
+
+class ThrottledConsumer(StringTransport):
+    """
+    A transport that pauses its producer once it has taken a set number of
+    bytes, as a real one does when its send buffer fills.
+
+    @ivar allowance: how many more bytes it takes before pausing its producer,
+        or L{None} for no limit.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.allowance: int | None = None
+
+    def allow(self, count: int) -> None:
+        """
+        Take C{count} more bytes, then pause the producer again.
+        """
+        self.allowance = count
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self.allowance is None:
+            return
+        self.allowance -= len(data)
+        if self.allowance <= 0 and self.producer is not None:
+            self.producer.pauseProducing()
+
+
+@implementer(IEventSink)
+class RecordingEventSink:
+    """
+    An event sink that keeps every event published to it.
+
+    @ivar events: C{(task, event)} pairs, in order.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str | None, object]] = []
+
+    def publish(self, task: str | None, event: object) -> None:
+        self.events.append((task, event))
+
+
+@implementer(IRunningTask)
+@define
+class FakeRunningTask:
+    """
+    A task's process that ends only when a test says so.
+
+    @ivar output: where the task writes.
+    @ivar stop_count: how many times it was asked to stop.
+    """
+
+    output: Output
+    ended: Deferred[ExitStatus] = field(factory=Deferred)
+    stop_count: int = 0
+
+    def stop(self) -> None:
+        self.stop_count += 1
+
+    def write(self, data: bytes) -> None:
+        """
+        Write to the task's output, as the process would.
+        """
+        self.output.append(data)
+
+    def end(self, exit_code: int | None, signal: int | None = None) -> None:
+        """
+        End the process: close its output, then report how it ended, in the
+        order a real runner does.
+        """
+        self.output.close()
+        self.ended.callback(ExitStatus(exit_code=exit_code, signal=signal))
+
+
+@define
+class RunnerCall:
+    """
+    The arguments of one call to L{FakeRunner.start}.
+    """
+
+    task: str
+    argv: tuple[str, ...]
+    environment: dict[str, str]
+    output: Output
+
+
+@implementer(IRunner)
+class FakeRunner:
+    """
+    A runner that starts no process: each start gives a L{FakeRunningTask}.
+
+    @ivar calls: every start, in order.
+    @ivar started: the running task each successful start returned, in order.
+    @ivar refusal: when set, the next starts raise this error instead.
+    """
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.calls: list[RunnerCall] = []
+        self.started: list[FakeRunningTask] = []
+        self.refusal: RunnerError | None = None
+
+    def start(
+        self,
+        task: str,
+        argv: Sequence[str],
+        environment: Mapping[str, str],
+        output: Output,
+    ) -> IRunningTask:
+        self.calls.append(RunnerCall(task, tuple(argv), dict(environment), output))
+        if self.refusal is not None:
+            raise self.refusal
+        running = FakeRunningTask(output)
+        self.started.append(running)
+        return running
