@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from klein import Klein
 from twisted.internet.defer import CancelledError
@@ -81,20 +81,53 @@ def _text(request: IRequest, code: int, message: str) -> bytes:
     return message.encode("utf-8") + b"\n"
 
 
-def _exit_code_text(status: ExitStatus | None) -> str:
+def _check_wanted(request: Request) -> bool:
+    """
+    Whether the request asks, with C{?check=true}, for status 520 when a run
+    did not exit with 0.
+    """
+    return _query(request).get("check", [""])[-1] == "true"
+
+
+def _status_body(request: Request, status: ExitStatus | None, check: bool) -> bytes:
+    """
+    Answer with a run's exit code, or C{null} when it has none.
+    """
+    failed = status is None or status.exit_code != 0
+    request.setResponseCode(CHECK_FAILED if check and failed else 200)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"cache-control", b"no-store")
     if status is None or status.exit_code is None:
-        return "null"
-    return str(status.exit_code)
+        return b"null"
+    return str(status.exit_code).encode("ascii")
 
 
-def _decode_values(pairs: dict[bytes, list[bytes]]) -> dict[str, list[str]]:
+def form_values(encoded: bytes) -> dict[str, list[str]]:
+    """
+    Decode a query string or a form-encoded body.
+
+    @param encoded: C{name=value} pairs joined by C{&}, percent-encoded.
+    @return: each name with every value given for it, in order.
+    @raise ArgumentError: a name or value is not UTF-8 once decoded.
+    """
+    values: dict[str, list[str]] = {}
+    # Latin-1 maps bytes to characters one to one, so that the UTF-8 check
+    # below sees exactly the bytes the client sent.
+    pairs = parse_qsl(encoded.decode("latin-1"), True, encoding="latin-1")
     try:
-        return {
-            name.decode("utf-8"): [value.decode("utf-8") for value in values]
-            for name, values in pairs.items()
-        }
+        for name, value in pairs:
+            values.setdefault(_utf8(name), []).append(_utf8(value))
     except UnicodeDecodeError:
         raise ArgumentError("argument names and values must be UTF-8") from None
+    return values
+
+
+def _utf8(text: str) -> str:
+    return text.encode("latin-1").decode("utf-8")
+
+
+def _query(request: Request) -> dict[str, list[str]]:
+    return form_values(urlsplit(request.uri).query)
 
 
 def _json_values(body: bytes) -> dict[str, list[str]]:
@@ -123,8 +156,7 @@ def given_arguments(request: Request, reserved: frozenset[str]) -> dict[str, lis
         task (C{check}).
     @return: each name with every value given for it.
     """
-    query = parse_qs(urlsplit(request.uri).query, keep_blank_values=True)
-    given = _decode_values(query)
+    given = _query(request)
     for name in reserved:
         given.pop(name, None)
 
@@ -135,7 +167,7 @@ def given_arguments(request: Request, reserved: frozenset[str]) -> dict[str, lis
         content_type = (request.getHeader(b"content-type") or b"").split(b";")[0]
         content_type = content_type.strip().lower()
         if content_type in (b"", b"application/x-www-form-urlencoded"):
-            from_body = _decode_values(parse_qs(body, keep_blank_values=True))
+            from_body = form_values(body)
         elif content_type == b"application/json":
             from_body = _json_values(body)
         else:
@@ -170,10 +202,25 @@ def _abort(request: Request) -> None:
         request.loseConnection()
 
 
+class _PlainNotFound(Resource):
+    """
+    A plain-text 404 page.
+    """
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        return _text(request, 404, "not found")
+
+
 class _NoListingFile(File):
     """
-    Static files without directory listings.
+    Static files, without directory listings, with a plain-text 404.
     """
+
+    # File declares this as its own HTML page type, and Resource() is not
+    # annotated.
+    childNotFound = _PlainNotFound()  # type: ignore[no-untyped-call, assignment]
 
     def directoryListing(self) -> Resource:
         return self.childNotFound
@@ -252,6 +299,9 @@ class TaruAPI:
             if failure.check(exception_type):
                 return _text(request, code, str(failure.value))
         if isinstance(failure.value, HTTPException):
+            allowed = getattr(failure.value, "valid_methods", None)
+            if allowed:
+                request.setHeader(b"allow", ", ".join(allowed).encode("ascii"))
             code = failure.value.code or 500
             return _text(request, code, failure.value.name.lower())
         self._log.failure("unexpected error answering {uri}", failure, uri=request.uri)
@@ -379,7 +429,8 @@ class TaruAPI:
         """
         access = self._access(request)
         self._allowed(access, name, Access.can_view_status)
-        return self._status_body(request, await self.tasks.wait(name))
+        check = _check_wanted(request)
+        return _status_body(request, await self.tasks.wait(name), check)
 
     @app.route("/api/v1/task/<name>/status", methods=["POST"])
     async def run_with_status(self, request: Request, name: str) -> bytes:
@@ -388,17 +439,9 @@ class TaruAPI:
         """
         access = self._access(request)
         spec = self._allowed(access, name, Access.can_run, Access.can_view_status)
+        check = _check_wanted(request)
         self._start(request, access, spec)
-        return self._status_body(request, await self.tasks.wait(name))
-
-    def _status_body(self, request: Request, status: ExitStatus | None) -> bytes:
-        check = parse_qs(urlsplit(request.uri).query).get(b"check", [b""])[-1]
-        failed = status is None or status.exit_code != 0
-        code = CHECK_FAILED if check == b"true" and failed else 200
-        request.setResponseCode(code)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        request.setHeader(b"cache-control", b"no-store")
-        return _exit_code_text(status).encode("ascii")
+        return _status_body(request, await self.tasks.wait(name), check)
 
     @app.route("/events", methods=["GET"])
     async def event_stream(self, request: Request) -> None:

@@ -47,6 +47,10 @@ READ_SIZE = 64 * 1024
 # processes it left behind still write, before it calls the run ended.
 DRAIN_SECONDS = 2.0
 
+# At most how many reads a final drain makes, so that a process that keeps
+# writing cannot hold Taru in one loop.
+DRAIN_READS = 64
+
 # How long a stopped task has between SIGTERM and SIGKILL.
 STOP_GRACE_SECONDS = 5.0
 
@@ -185,6 +189,31 @@ class _PipeReader:
     def stopProducing(self) -> None:
         self.close()
 
+    def drain_and_close(self) -> bool:
+        """
+        Read what the pipe holds now, then close it; unless reading is paused
+        because followers are behind, in which case nothing is dropped and
+        nothing is closed.
+
+        @return: whether the pipe is closed.
+        """
+        for _ in range(DRAIN_READS):
+            if self._fd < 0 or self._paused:
+                break
+            try:
+                data = os.read(self._fd, READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                break
+            self._output.append(data)
+        if self._paused:
+            return False
+        self.close()
+        return True
+
     def close(self) -> None:
         """
         Stop reading and close the pipe; whatever is still in it is dropped.
@@ -274,7 +303,15 @@ class _Run:
         if self._reader.closed.called:
             self._finish()
         else:
-            self._drain = self._clock.callLater(DRAIN_SECONDS, self._reader.close)
+            self._drain = self._clock.callLater(DRAIN_SECONDS, self._drained)
+
+    def _drained(self) -> None:
+        """
+        The process exited a while ago but something it left keeps the output
+        pipe open: stop reading, once followers have taken what is there.
+        """
+        if not self._reader.drain_and_close():
+            self._drain = self._clock.callLater(DRAIN_SECONDS, self._drained)
 
     def _output_closed(self, _: None) -> None:
         if self._drain is not None and self._drain.active():
@@ -317,6 +354,7 @@ class DirectRunner:
             raise RunnerError("setsid (from util-linux) is needed to run tasks")
         self._setsid = found
         self._stop_grace = stop_grace
+        self._kill_timers: dict[int, IDelayedCall] = {}
 
     def start(
         self,
@@ -336,23 +374,42 @@ class DirectRunner:
         finally:
             os.close(write_fd)
         reader = _PipeReader(self._reactor, read_fd, output)  # type: ignore[arg-type]
-        return _Run(
+        run = _Run(
             self._reactor,  # type: ignore[arg-type]
             watcher,
             reader,
             output,
             lambda: self._stop_group(pid),
         )
+        run.ended.addCallback(self._forget_group, pid)
+        return run
 
     def _stop_group(self, pgid: int) -> None:
         """
         Send SIGTERM to a run's process group, and SIGKILL after the grace
         period to whatever is left of it.
         """
-        if not _signal_group(pgid, signal.SIGTERM):
+        if not _signal_group(pgid, signal.SIGTERM) or pgid in self._kill_timers:
             return
         clock: IReactorTime = self._reactor  # type: ignore[assignment]
-        clock.callLater(self._stop_grace, _signal_group, pgid, signal.SIGKILL)
+        self._kill_timers[pgid] = clock.callLater(
+            self._stop_grace, self._kill_group, pgid
+        )
+
+    def _kill_group(self, pgid: int) -> None:
+        del self._kill_timers[pgid]
+        _signal_group(pgid, signal.SIGKILL)
+
+    def _forget_group(self, status: ExitStatus, pgid: int) -> ExitStatus:
+        """
+        A run ended: if nothing of its process group is left, no SIGKILL is
+        due, and none must reach a later group that reuses its number.
+        """
+        timer = self._kill_timers.get(pgid)
+        if timer is not None and not _signal_group(pgid, 0):
+            timer.cancel()
+            del self._kill_timers[pgid]
+        return status
 
 
 def _signal_group(pgid: int, signal_number: int) -> bool:

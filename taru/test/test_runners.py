@@ -1,0 +1,1093 @@
+"""
+Tests for L{taru.runners}: unit names, the task environment, the output pipe
+reader, and both runners driven by a fake reactor that records the processes
+it is asked to spawn and starts none.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pwd
+import shutil
+import signal
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from attrs import define, field
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.interfaces import IReactorProcess
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from taru.output import BACKLOG_LIMIT, BacklogStore, Output
+from taru.runners import (
+    DRAIN_SECONDS,
+    STOP_GRACE_SECONDS,
+    TASK_PATH,
+    DirectRunner,
+    ExitStatus,
+    IRunner,
+    IRunningTask,
+    RunnerError,
+    SystemdRunner,
+    _PipeReader,
+    escape_dollars,
+    escape_unit_name,
+    task_environment,
+    unit_name,
+)
+
+SETSID = "/opt/fake/bin/setsid"
+SYSTEMD_RUN = "/opt/fake/bin/systemd-run"
+SYSTEMCTL = "/opt/fake/bin/systemctl"
+
+
+def kept_output() -> Output:
+    """
+    An output that keeps everything in memory, to read back in assertions.
+    """
+    return Output(BacklogStore(), kept=True)
+
+
+class FakeProcessTransport:
+    """
+    The parent's side of a spawned process: its pid and its stdin.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.stdin_closed = False
+
+    def closeStdin(self) -> None:
+        self.stdin_closed = True
+
+
+@define
+class SpawnedProcess:
+    """
+    One call to L{ProcessReactor.spawnProcess}, and the child's own copy of
+    the output pipe it was given, as a real child would hold it.
+    """
+
+    protocol: ProcessProtocol
+    executable: str
+    args: list[str]
+    env: dict[str, str] | None
+    child_fds: dict[int, object]
+    transport: FakeProcessTransport
+    output_fd: int | None = None
+
+    def write(self, data: bytes) -> None:
+        """
+        Write to standard output, as the child would.
+        """
+        assert self.output_fd is not None
+        os.write(self.output_fd, data)
+
+    def close_output(self) -> None:
+        """
+        Close the child's copy of the output pipe, as its exit would.
+        """
+        if self.output_fd is not None:
+            os.close(self.output_fd)
+            self.output_fd = None
+
+    def end(self, reason: Exception) -> None:
+        """
+        Report the process's end to its protocol.
+        """
+        self.protocol.processEnded(Failure(reason))
+
+
+@implementer(IReactorProcess)
+class ProcessReactor(MemoryReactorClock):
+    """
+    A reactor with fake time and file descriptor sets that records processes
+    instead of spawning them.
+
+    @ivar spawned: every process spawned, in order.
+    @ivar every_reader: every reader ever added, for cleaning up.
+    @ivar refusal: when set, spawning raises it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spawned: list[SpawnedProcess] = []
+        self.every_reader: list[Any] = []
+        self.refusal: OSError | None = None
+        self._next_pid = 4200
+
+    def addReader(self, reader: Any) -> None:
+        self.every_reader.append(reader)
+        super().addReader(reader)
+
+    def spawnProcess(
+        self,
+        processProtocol: Any,
+        executable: Any,
+        args: Any = (),
+        env: Any = None,
+        path: Any = None,
+        uid: Any = None,
+        gid: Any = None,
+        usePTY: Any = False,
+        childFDs: Any = None,
+    ) -> Any:
+        if self.refusal is not None:
+            raise self.refusal
+        self._next_pid += 1
+        transport = FakeProcessTransport(self._next_pid)
+        child_fds = dict(childFDs or {})
+        output_fd = child_fds.get(1)
+        spawned = SpawnedProcess(
+            protocol=processProtocol,
+            executable=executable,
+            args=list(args),
+            env=env,
+            child_fds=child_fds,
+            transport=transport,
+            output_fd=os.dup(output_fd) if isinstance(output_fd, int) else None,
+        )
+        self.spawned.append(spawned)
+        processProtocol.makeConnection(transport)
+        return transport
+
+    def close_everything(self) -> None:
+        """
+        Close every pipe end the fake children and the readers still hold.
+        """
+        for spawned in self.spawned:
+            spawned.close_output()
+        for reader in self.every_reader:
+            reader.close()
+
+
+@define
+class GroupSignals:
+    """
+    Stands in for C{os.killpg}: records each signal, and fails for groups
+    that are gone.
+
+    @ivar sent: C{(process group, signal)} pairs, in order.
+    @ivar gone: groups that no longer exist.
+    @ivar forbidden: groups signalling is not permitted for.
+    """
+
+    sent: list[tuple[int, int]] = field(factory=list)
+    gone: set[int] = field(factory=set)
+    forbidden: set[int] = field(factory=set)
+
+    def killpg(self, pgid: int, signal_number: int) -> None:
+        if pgid in self.gone:
+            raise ProcessLookupError(errno.ESRCH, "No such process")
+        if pgid in self.forbidden:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        self.sent.append((pgid, signal_number))
+
+
+def pump_pipe(reactor: ProcessReactor, output: Output) -> None:
+    """
+    Let every active reader read until its pipe is empty or at its end, as
+    the reactor would when the pipes are readable.
+    """
+    for reader in list(reactor.readers):
+        while reader in reactor.readers:
+            size_before = output.size
+            reader.doRead()
+            if output.size == size_before:
+                break
+
+
+def _unescape_unit_name(escaped: str) -> str:
+    """
+    Undo L{escape_unit_name}, as C{systemd-escape --unescape} does.
+    """
+    raw = bytearray()
+    index = 0
+    while index < len(escaped):
+        if escaped[index] == "-":
+            raw += b"/"
+            index += 1
+        elif escaped[index] == "\\":
+            raw.append(int(escaped[index + 2 : index + 4], 16))
+            index += 4
+        else:
+            raw += escaped[index].encode("ascii")
+            index += 1
+    return raw.decode("utf-8")
+
+
+class EscapeUnitNameTests(SynchronousTestCase):
+    """
+    Tests for L{escape_unit_name} and L{unit_name}, which follow
+    C{systemd-escape}.
+    """
+
+    def test_slash_becomes_dash(self) -> None:
+        """
+        Each C{/} becomes C{-}, wherever it is.
+        """
+        self.assertEqual(escape_unit_name("a/b"), "a-b")
+        self.assertEqual(escape_unit_name("/a//b/"), "-a--b-")
+
+    def test_space_is_escaped(self) -> None:
+        """
+        A space becomes C{\\x20}.
+        """
+        self.assertEqual(escape_unit_name("a b"), "a\\x20b")
+
+    def test_dash_is_escaped(self) -> None:
+        """
+        A C{-} becomes C{\\x2d}, so that it is not read back as C{/}.
+        """
+        self.assertEqual(escape_unit_name("a-b"), "a\\x2db")
+
+    def test_leading_dot_is_escaped(self) -> None:
+        """
+        A C{.} is escaped at the start of the name only.
+        """
+        self.assertEqual(escape_unit_name(".hidden"), "\\x2ehidden")
+        self.assertEqual(escape_unit_name("a.b."), "a.b.")
+
+    def test_safe_characters_are_kept(self) -> None:
+        """
+        ASCII letters, digits, C{:} and C{_} are kept as they are.
+        """
+        self.assertEqual(escape_unit_name("Az09:_x"), "Az09:_x")
+
+    def test_backslash_is_escaped(self) -> None:
+        """
+        A backslash is itself escaped, so escapes cannot be forged.
+        """
+        self.assertEqual(escape_unit_name("a\\b"), "a\\x5cb")
+
+    def test_non_ascii_is_escaped_byte_by_byte(self) -> None:
+        """
+        A non-ASCII character becomes one escape per byte of its UTF-8 form.
+        """
+        self.assertEqual(escape_unit_name("é"), "\\xc3\\xa9")
+
+    def test_empty_name(self) -> None:
+        """
+        An empty name stays empty.
+        """
+        self.assertEqual(escape_unit_name(""), "")
+
+    @given(st.text())
+    def test_only_unit_name_characters(self, name: str) -> None:
+        """
+        The escaped name holds only characters allowed in a unit name.
+        """
+        escaped = escape_unit_name(name)
+
+        self.assertRegex(escaped, r"^[A-Za-z0-9:_.\\-]*$")
+
+    @given(st.text())
+    def test_reversible(self, name: str) -> None:
+        """
+        Unescaping gives back the original name, so different tasks get
+        different units.
+        """
+        escaped = escape_unit_name(name)
+
+        self.assertEqual(_unescape_unit_name(escaped), name)
+
+    def test_unit_name(self) -> None:
+        """
+        A task's unit is C{taru-} and its escaped name, as a service.
+        """
+        self.assertEqual(unit_name("ping"), "taru-ping.service")
+        self.assertEqual(unit_name("db/dump-all"), "taru-db-dump\\x2dall.service")
+
+
+class EscapeDollarsTests(SynchronousTestCase):
+    """
+    Tests for L{escape_dollars}.
+    """
+
+    def test_dollar_is_doubled(self) -> None:
+        """
+        C{$VAR} becomes C{$$VAR}, which systemd passes on as C{$VAR}.
+        """
+        self.assertEqual(escape_dollars("$HOME"), "$$HOME")
+
+    def test_every_dollar_is_doubled(self) -> None:
+        """
+        Every C{$} is doubled, including ones already doubled.
+        """
+        self.assertEqual(escape_dollars("a$$b$"), "a$$$$b$$")
+
+    def test_plain_word_unchanged(self) -> None:
+        """
+        A word without C{$} is unchanged.
+        """
+        self.assertEqual(escape_dollars("plain word"), "plain word")
+
+    @given(st.text())
+    def test_undoing(self, word: str) -> None:
+        """
+        Reading each C{$$} back as C{$} gives the original word.
+        """
+        escaped = escape_dollars(word)
+
+        self.assertEqual(escaped.count("$"), 2 * word.count("$"))
+        self.assertEqual(escaped.replace("$$", "$"), word)
+
+
+class TaskEnvironmentTests(SynchronousTestCase):
+    """
+    Tests for L{task_environment}.
+    """
+
+    def test_exact_keys(self) -> None:
+        """
+        The environment holds only PATH, HOME, USER, LOGNAME, LANG and
+        TARU_TASK.
+        """
+        environment = task_environment("ping")
+
+        self.assertEqual(
+            set(environment), {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TARU_TASK"}
+        )
+
+    def test_values(self) -> None:
+        """
+        The values name the task, a fixed PATH and locale, and the account
+        Taru runs as.
+        """
+        account = pwd.getpwuid(os.getuid())
+
+        environment = task_environment("ping")
+
+        self.assertEqual(
+            environment,
+            {
+                "PATH": TASK_PATH,
+                "HOME": account.pw_dir,
+                "USER": account.pw_name,
+                "LOGNAME": account.pw_name,
+                "LANG": "C.UTF-8",
+                "TARU_TASK": "ping",
+            },
+        )
+
+    def test_nothing_from_taru_environment(self) -> None:
+        """
+        Nothing of Taru's own environment reaches a task, not even a PATH.
+        """
+        self.patch(
+            os,
+            "environ",
+            {**os.environ, "TARU_SECRET": "hunter2", "PATH": "/untrusted/bin"},
+        )
+
+        environment = task_environment("ping")
+
+        self.assertNotIn("TARU_SECRET", environment)
+        self.assertEqual(environment["PATH"], TASK_PATH)
+
+
+class PipeReaderTests(SynchronousTestCase):
+    """
+    Tests for L{_PipeReader}, on a real pipe and a fake reactor.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = ProcessReactor()
+        self.read_fd, write_fd = os.pipe()
+        self.write_end: int | None = write_fd
+        self.addCleanup(self.close_write_end)
+        self.output = kept_output()
+        self.reader = _PipeReader(self.reactor, self.read_fd, self.output)
+        self.addCleanup(self.reader.close)
+
+    def close_write_end(self) -> None:
+        if self.write_end is not None:
+            os.close(self.write_end)
+            self.write_end = None
+
+    def write(self, data: bytes) -> None:
+        assert self.write_end is not None
+        os.write(self.write_end, data)
+
+    def test_starts_reading(self) -> None:
+        """
+        A new reader is added to the reactor's readers, on a non-blocking
+        pipe.
+        """
+        self.assertIn(self.reader, self.reactor.readers)
+        self.assertEqual(self.reader.fileno(), self.read_fd)
+        self.assertFalse(os.get_blocking(self.read_fd))
+
+    def test_reads_into_output(self) -> None:
+        """
+        What arrives on the pipe is appended to the output, byte for byte.
+        """
+        self.write(b"one\n\x00\xff two")
+
+        self.reader.doRead()
+
+        self.assertEqual(self.output.contents(), b"one\n\x00\xff two")
+        self.assertFalse(self.output.closed)
+
+    def test_nothing_to_read(self) -> None:
+        """
+        Reading an empty pipe that is still open appends nothing and goes on
+        reading.
+        """
+        self.reader.doRead()
+
+        self.assertEqual(self.output.size, 0)
+        self.assertIn(self.reader, self.reactor.readers)
+        self.assertNoResult(self.reader.closed)
+
+    def test_end_of_file_closes(self) -> None:
+        """
+        At the end of the pipe the reader stops reading, closes its end and
+        fires C{closed}.
+        """
+        self.write(b"last")
+        self.close_write_end()
+
+        self.reader.doRead()
+        self.reader.doRead()
+
+        self.assertEqual(self.output.contents(), b"last")
+        self.assertIsNone(self.successResultOf(self.reader.closed))
+        self.assertNotIn(self.reader, self.reactor.readers)
+
+    def test_close_closes_read_end(self) -> None:
+        """
+        Closing the reader closes its end of the pipe: the writer gets a
+        broken pipe.
+        """
+        self.reader.close()
+
+        self.assertRaises(BrokenPipeError, self.write, b"x")
+
+    def test_close_drops_unread(self) -> None:
+        """
+        Closing the reader drops what is still in the pipe.
+        """
+        self.write(b"unread")
+
+        self.reader.close()
+
+        self.assertEqual(self.output.size, 0)
+        self.assertIsNone(self.successResultOf(self.reader.closed))
+        self.assertNotIn(self.reader, self.reactor.readers)
+
+    def test_close_twice(self) -> None:
+        """
+        Closing a closed reader does nothing.
+        """
+        self.reader.close()
+
+        self.reader.close()
+
+        self.assertIsNone(self.successResultOf(self.reader.closed))
+
+    def test_connection_lost_closes(self) -> None:
+        """
+        When the reactor reports the descriptor lost, the reader closes.
+        """
+        self.reader.connectionLost(Failure(ConnectionError()))
+
+        self.assertIsNone(self.successResultOf(self.reader.closed))
+        self.assertNotIn(self.reader, self.reactor.readers)
+
+    def test_stop_producing_closes(self) -> None:
+        """
+        Stopping the reader as a producer closes it.
+        """
+        self.reader.stopProducing()
+
+        self.assertIsNone(self.successResultOf(self.reader.closed))
+
+    def test_pause_and_resume(self) -> None:
+        """
+        Pausing removes the reader from the reactor, and resuming adds it back.
+        """
+        self.reader.pauseProducing()
+        self.assertNotIn(self.reader, self.reactor.readers)
+
+        self.reader.resumeProducing()
+        self.assertIn(self.reader, self.reactor.readers)
+
+    def test_resume_after_close(self) -> None:
+        """
+        Resuming a reader that was closed while paused does not read again.
+        """
+        self.reader.pauseProducing()
+        self.reader.close()
+
+        self.reader.resumeProducing()
+
+        self.assertNotIn(self.reader, self.reactor.readers)
+
+    def test_is_the_output_source(self) -> None:
+        """
+        The reader is its output's source: an unbuffered output whose
+        follower falls behind pauses it, and resumes it once caught up.
+        """
+        output = Output.unbuffered()
+        reader = _PipeReader(self.reactor, os.dup(self.read_fd), output)
+        self.addCleanup(reader.close)
+        consumer = StringTransport()
+        follower = output.follow(consumer, from_start=False)
+        follower.pauseProducing()
+
+        output.append(b"x" * (BACKLOG_LIMIT + 1))
+        self.assertNotIn(reader, self.reactor.readers)
+
+        follower.resumeProducing()
+        self.assertIn(reader, self.reactor.readers)
+
+
+class RunnerTestMixin:
+    """
+    A fake reactor and a stand-in for C{os.killpg}, cleaned up after each
+    test.
+    """
+
+    reactor: ProcessReactor
+    signals: GroupSignals
+
+    def set_up_reactor(self, testcase: SynchronousTestCase) -> None:
+        self.reactor = ProcessReactor()
+        testcase.addCleanup(self.reactor.close_everything)
+        testcase.addCleanup(self.assert_no_delayed_calls, testcase)
+        self.signals = GroupSignals()
+        testcase.patch(os, "killpg", self.signals.killpg)
+
+    def assert_no_delayed_calls(self, testcase: SynchronousTestCase) -> None:
+        testcase.assertEqual(self.reactor.getDelayedCalls(), [])
+
+
+class DirectRunnerTests(RunnerTestMixin, SynchronousTestCase):
+    """
+    Tests for L{DirectRunner}.
+    """
+
+    def setUp(self) -> None:
+        self.set_up_reactor(self)
+        self.runner = DirectRunner(self.reactor, setsid=SETSID)
+
+    def start(
+        self,
+        argv: Sequence[str] = ("echo", "hello"),
+        environment: Mapping[str, str] | None = None,
+        output: Output | None = None,
+    ) -> tuple[IRunningTask, SpawnedProcess, Output]:
+        output = kept_output() if output is None else output
+        run = self.runner.start(
+            "greet",
+            argv,
+            {"PATH": TASK_PATH} if environment is None else environment,
+            output,
+        )
+        return run, self.reactor.spawned[-1], output
+
+    def test_provides_interfaces(self) -> None:
+        """
+        The runner is an L{IRunner} and its runs are L{IRunningTask}s.
+        """
+        run, _, _ = self.start()
+
+        self.assertTrue(verifyObject(IRunner, self.runner))
+        self.assertTrue(verifyObject(IRunningTask, run))
+        self.assertEqual(self.runner.name, "direct")
+
+    def test_spawns_setsid_with_argv(self) -> None:
+        """
+        The task's command runs under C{setsid}, in a session of its own.
+        """
+        self.start(argv=("ping", "-c1", "example.org"))
+
+        [spawned] = self.reactor.spawned
+        self.assertEqual(spawned.executable, SETSID)
+        self.assertEqual(spawned.args, [SETSID, "ping", "-c1", "example.org"])
+
+    def test_output_and_errors_share_one_pipe(self) -> None:
+        """
+        Standard output and standard error are the same pipe, whose bytes
+        reach the run's output; standard input is a pipe Taru closes at once.
+        """
+        _, spawned, output = self.start()
+
+        spawned.write(b"out and err\n")
+        pump_pipe(self.reactor, output)
+
+        self.assertEqual(spawned.child_fds[0], "w")
+        self.assertIsInstance(spawned.child_fds[1], int)
+        self.assertEqual(spawned.child_fds[1], spawned.child_fds[2])
+        self.assertTrue(spawned.transport.stdin_closed)
+        self.assertEqual(output.contents(), b"out and err\n")
+
+    def test_exact_environment(self) -> None:
+        """
+        The process gets exactly the environment it is given.
+        """
+        environment = {"PATH": "/bin", "TARU_TASK": "greet"}
+
+        self.start(environment=environment)
+
+        self.assertEqual(self.reactor.spawned[0].env, environment)
+
+    def test_spawn_failure(self) -> None:
+        """
+        When the process cannot be spawned, L{RunnerError} names the program
+        and no pipe is left open.
+        """
+        self.reactor.refusal = OSError(errno.ENOENT, "No such file or directory")
+        open_before = len(os.listdir("/proc/self/fd"))
+
+        error = self.assertRaises(RunnerError, self.start)
+
+        self.assertIn(repr(SETSID), str(error))
+        self.assertIn("No such file or directory", str(error))
+        self.assertEqual(len(os.listdir("/proc/self/fd")), open_before)
+
+    def test_no_setsid(self) -> None:
+        """
+        Without C{setsid} on the PATH, the runner cannot be made.
+        """
+        self.patch(shutil, "which", lambda name: None)
+
+        error = self.assertRaises(RunnerError, DirectRunner, self.reactor)
+
+        self.assertIn("setsid", str(error))
+
+    def test_ended_waits_for_end_of_output(self) -> None:
+        """
+        A run that exited has not ended while its output pipe is still open.
+        """
+        run, spawned, output = self.start()
+
+        spawned.end(ProcessDone(0))
+
+        self.assertNoResult(run.ended)
+        self.assertFalse(output.closed)
+        self.reactor.advance(DRAIN_SECONDS)
+
+    def test_ended_waits_for_exit(self) -> None:
+        """
+        A run whose output pipe reached its end has not ended while the
+        process still runs.
+        """
+        run, spawned, output = self.start()
+
+        spawned.close_output()
+        pump_pipe(self.reactor, output)
+
+        self.assertNoResult(run.ended)
+
+    def test_ended_after_exit_then_end_of_output(self) -> None:
+        """
+        Once the process exited and the output reached its end, the run has
+        ended, its output is closed, and no timer is left.
+        """
+        run, spawned, output = self.start()
+        spawned.write(b"bye\n")
+
+        spawned.end(ProcessDone(0))
+        spawned.close_output()
+        pump_pipe(self.reactor, output)
+
+        self.assertEqual(self.successResultOf(run.ended), ExitStatus(exit_code=0))
+        self.assertTrue(output.closed)
+        self.assertEqual(output.contents(), b"bye\n")
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_ended_after_end_of_output_then_exit(self) -> None:
+        """
+        The run ends as well when the output ends before the process exits.
+        """
+        run, spawned, output = self.start()
+
+        spawned.close_output()
+        pump_pipe(self.reactor, output)
+        spawned.end(ProcessDone(0))
+
+        self.assertEqual(self.successResultOf(run.ended), ExitStatus(exit_code=0))
+        self.assertTrue(output.closed)
+
+    def test_drain_period(self) -> None:
+        """
+        When processes left behind keep the output pipe open, the run ends
+        L{DRAIN_SECONDS} after the process exited, with what was read so far.
+        """
+        run, spawned, output = self.start()
+        spawned.write(b"left behind\n")
+        pump_pipe(self.reactor, output)
+        spawned.end(ProcessDone(0))
+
+        self.reactor.advance(DRAIN_SECONDS - 0.1)
+        self.assertNoResult(run.ended)
+        self.reactor.advance(0.1)
+
+        self.assertEqual(self.successResultOf(run.ended), ExitStatus(exit_code=0))
+        self.assertEqual(output.contents(), b"left behind\n")
+        self.assertTrue(output.closed)
+        self.assertEqual(self.reactor.readers, set())
+
+    def test_end_of_output_cancels_drain(self) -> None:
+        """
+        When the output ends within the drain period, the run ends at once
+        and no timer is left.
+        """
+        run, spawned, output = self.start()
+        spawned.end(ProcessDone(0))
+
+        spawned.close_output()
+        pump_pipe(self.reactor, output)
+
+        self.assertEqual(self.successResultOf(run.ended), ExitStatus(exit_code=0))
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_exit_code(self) -> None:
+        """
+        A process that exited with a code ends with that code and no signal.
+        """
+        run, spawned, output = self.start()
+        spawned.close_output()
+        pump_pipe(self.reactor, output)
+
+        spawned.end(ProcessTerminated(exitCode=3))
+
+        self.assertEqual(
+            self.successResultOf(run.ended), ExitStatus(exit_code=3, signal=None)
+        )
+
+    def test_killed_by_signal(self) -> None:
+        """
+        A process a signal killed ends with no exit code and that signal.
+        """
+        run, spawned, output = self.start()
+        spawned.close_output()
+        pump_pipe(self.reactor, output)
+
+        spawned.end(ProcessTerminated(signal=signal.SIGKILL))
+
+        self.assertEqual(
+            self.successResultOf(run.ended),
+            ExitStatus(exit_code=None, signal=signal.SIGKILL),
+        )
+
+    def test_stop_kills_after_grace(self) -> None:
+        """
+        Stopping sends SIGTERM to the run's whole process group, and SIGKILL
+        to what is left of it once the grace period is over; no timer is left
+        after that.
+        """
+        run, spawned, _ = self.start()
+        pid = spawned.transport.pid
+
+        run.stop()
+        self.reactor.advance(STOP_GRACE_SECONDS - 0.1)
+        self.assertEqual(self.signals.sent, [(pid, signal.SIGTERM)])
+        self.reactor.advance(0.1)
+
+        self.assertEqual(
+            self.signals.sent, [(pid, signal.SIGTERM), (pid, signal.SIGKILL)]
+        )
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_stop_grace_is_configurable(self) -> None:
+        """
+        The grace period is the one the runner was made with.
+        """
+        self.runner = DirectRunner(self.reactor, setsid=SETSID, stop_grace=1.5)
+        run, spawned, _ = self.start()
+
+        run.stop()
+        self.reactor.advance(1.5)
+
+        self.assertEqual(
+            self.signals.sent,
+            [
+                (spawned.transport.pid, signal.SIGTERM),
+                (spawned.transport.pid, signal.SIGKILL),
+            ],
+        )
+
+    def test_stop_when_group_gone(self) -> None:
+        """
+        Stopping a run whose process group is gone does nothing, and sets no
+        timer.
+        """
+        run, spawned, _ = self.start()
+        self.signals.gone.add(spawned.transport.pid)
+
+        run.stop()
+
+        self.assertEqual(self.signals.sent, [])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_stop_when_group_not_permitted(self) -> None:
+        """
+        A group Taru may not signal any more counts as gone.
+        """
+        run, spawned, _ = self.start()
+        self.signals.forbidden.add(spawned.transport.pid)
+
+        run.stop()
+
+        self.assertEqual(self.signals.sent, [])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_group_gone_before_kill(self) -> None:
+        """
+        A group that ended within the grace period is not an error when the
+        SIGKILL finds it gone.
+        """
+        run, spawned, _ = self.start()
+        pid = spawned.transport.pid
+        run.stop()
+
+        self.signals.gone.add(pid)
+        self.reactor.advance(STOP_GRACE_SECONDS)
+
+        self.assertEqual(self.signals.sent, [(pid, signal.SIGTERM)])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_no_kill_after_group_ended(self) -> None:
+        """
+        When a stopped run ends and nothing of its process group is left, the
+        pending SIGKILL is cancelled, so that it cannot reach a later group
+        that reuses the number.
+        """
+        run, spawned, output = self.start()
+        pid = spawned.transport.pid
+        run.stop()
+
+        self.signals.gone.add(pid)
+        spawned.close_output()
+        pump_pipe(self.reactor, output)
+        spawned.end(ProcessTerminated(signal=signal.SIGTERM))
+
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertEqual(self.signals.sent, [(pid, signal.SIGTERM)])
+
+    def test_kill_stays_due_for_leftovers(self) -> None:
+        """
+        When a stopped run ends but processes of its group are left, they
+        still get SIGKILL once the grace period is over.
+        """
+        run, spawned, output = self.start()
+        pid = spawned.transport.pid
+        run.stop()
+
+        spawned.close_output()
+        pump_pipe(self.reactor, output)
+        spawned.end(ProcessTerminated(signal=signal.SIGTERM))
+        self.reactor.advance(STOP_GRACE_SECONDS)
+
+        self.assertEqual(self.signals.sent[0], (pid, signal.SIGTERM))
+        self.assertEqual(self.signals.sent[-1], (pid, signal.SIGKILL))
+
+    def test_tail_kept_while_paused(self) -> None:
+        """
+        When an unbuffered run exits while Taru is not reading its pipe
+        because a follower fell behind, what is still in the pipe reaches the
+        follower once it catches up, however slowly: the drain period is for
+        processes left behind, not for Taru's own pause.
+        """
+        output = Output.unbuffered()
+        run, spawned, _ = self.start(output=output)
+        consumer = StringTransport()
+        follower = output.follow(consumer, from_start=True)
+        follower.pauseProducing()
+        [reader] = self.reactor.readers
+        chunk = b"x" * 32768
+        written = 0
+        while reader in self.reactor.readers:
+            spawned.write(chunk)
+            written += len(chunk)
+            pump_pipe(self.reactor, output)
+        spawned.write(b"tail")
+        spawned.close_output()
+        spawned.end(ProcessDone(0))
+
+        self.reactor.advance(DRAIN_SECONDS)
+        follower.resumeProducing()
+        pump_pipe(self.reactor, output)
+
+        delivered = consumer.value()
+        self.assertEqual((len(delivered), delivered[-4:]), (written + 4, b"tail"))
+        self.assertEqual(self.successResultOf(run.ended), ExitStatus(exit_code=0))
+
+
+class SystemdRunnerTests(RunnerTestMixin, SynchronousTestCase):
+    """
+    Tests for L{SystemdRunner}.
+    """
+
+    def setUp(self) -> None:
+        self.set_up_reactor(self)
+        self.runner = SystemdRunner(
+            self.reactor, systemd_run=SYSTEMD_RUN, systemctl=SYSTEMCTL
+        )
+
+    def start(
+        self,
+        task: str = "db-dump",
+        argv: Sequence[str] = ("pg_dump", "$PGDATABASE"),
+        environment: Mapping[str, str] | None = None,
+        output: Output | None = None,
+    ) -> tuple[IRunningTask, SpawnedProcess, Output]:
+        output = kept_output() if output is None else output
+        run = self.runner.start(
+            task,
+            argv,
+            {"PATH": TASK_PATH, "TARU_TASK": task}
+            if environment is None
+            else environment,
+            output,
+        )
+        return run, self.reactor.spawned[-1], output
+
+    def test_provides_interface(self) -> None:
+        """
+        The runner is an L{IRunner} named C{systemd}.
+        """
+        self.assertTrue(verifyObject(IRunner, self.runner))
+        self.assertEqual(self.runner.name, "systemd")
+
+    def test_command(self) -> None:
+        """
+        The task runs as C{systemd-run --user --pipe} in its own fixed unit,
+        with its environment set through C{--setenv} and every C{$} of its
+        command doubled.
+        """
+        self.start(
+            task="db/dump-all",
+            argv=("sh", "-c", "echo $HOME"),
+            environment={"PATH": "/bin", "TARU_TASK": "db/dump-all"},
+        )
+
+        [spawned] = self.reactor.spawned
+        self.assertEqual(spawned.executable, SYSTEMD_RUN)
+        self.assertEqual(
+            spawned.args,
+            [
+                SYSTEMD_RUN,
+                "--user",
+                "--pipe",
+                "--quiet",
+                "--collect",
+                "--unit=taru-db-dump\\x2dall.service",
+                f"--working-directory={os.getcwd()}",
+                "--setenv=PATH=/bin",
+                "--setenv=TARU_TASK=db/dump-all",
+                "--",
+                "sh",
+                "-c",
+                "echo $$HOME",
+            ],
+        )
+
+    def test_output_pipe(self) -> None:
+        """
+        The output of C{systemd-run} is one pipe for both streams, read into
+        the run's output; its standard input is closed.
+        """
+        _, spawned, output = self.start()
+
+        spawned.write(b"dumped\n")
+        pump_pipe(self.reactor, output)
+
+        self.assertEqual(spawned.child_fds[0], "w")
+        self.assertEqual(spawned.child_fds[1], spawned.child_fds[2])
+        self.assertTrue(spawned.transport.stdin_closed)
+        self.assertEqual(output.contents(), b"dumped\n")
+
+    def test_manager_environment(self) -> None:
+        """
+        C{systemd-run} itself gets only what it needs to reach the user's
+        manager from Taru's environment, not the task's environment.
+        """
+        self.patch(
+            os,
+            "environ",
+            {
+                "PATH": "/usr/bin",
+                "HOME": "/home/taru",
+                "USER": "taru",
+                "XDG_RUNTIME_DIR": "/run/user/1000",
+                "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1000/bus",
+                "TARU_SECRET": "hunter2",
+            },
+        )
+
+        self.start()
+
+        self.assertEqual(
+            self.reactor.spawned[0].env,
+            {
+                "PATH": "/usr/bin",
+                "HOME": "/home/taru",
+                "USER": "taru",
+                "XDG_RUNTIME_DIR": "/run/user/1000",
+                "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1000/bus",
+            },
+        )
+
+    def test_ended(self) -> None:
+        """
+        The run ends with the exit status of C{systemd-run} once its output
+        is closed.
+        """
+        run, spawned, output = self.start()
+
+        spawned.close_output()
+        pump_pipe(self.reactor, output)
+        spawned.end(ProcessTerminated(exitCode=2))
+
+        self.assertEqual(self.successResultOf(run.ended), ExitStatus(exit_code=2))
+        self.assertTrue(output.closed)
+
+    def test_stop(self) -> None:
+        """
+        Stopping asks the user's manager to stop the task's unit, which ends
+        its whole control group; no signal is sent by Taru itself.
+        """
+        run, _, _ = self.start(task="db-dump")
+
+        run.stop()
+
+        stopping = self.reactor.spawned[-1]
+        self.assertEqual(stopping.executable, SYSTEMCTL)
+        self.assertEqual(
+            stopping.args, [SYSTEMCTL, "--user", "stop", "taru-db\\x2ddump.service"]
+        )
+        self.assertEqual(self.signals.sent, [])
+
+    def test_spawn_failure(self) -> None:
+        """
+        When C{systemd-run} cannot be spawned, L{RunnerError} names it.
+        """
+        self.reactor.refusal = OSError(errno.ENOENT, "No such file or directory")
+
+        error = self.assertRaises(RunnerError, self.start)
+
+        self.assertIn(repr(SYSTEMD_RUN), str(error))
+
+
+class ExitStatusTests(SynchronousTestCase):
+    """
+    Tests for L{ExitStatus}.
+    """
+
+    def test_no_signal_by_default(self) -> None:
+        """
+        An exit status without a signal has C{signal} L{None}.
+        """
+        self.assertIsNone(ExitStatus(exit_code=0).signal)

@@ -1,0 +1,572 @@
+"""
+Tests for L{taru.service}: the command-line options, the defaults taken from
+the environment, choosing a runner, and reloading the configuration.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sys
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from taru import service
+from taru.config import load_config
+from taru.runners import DirectRunner, SystemdRunner
+from taru.service import (
+    Options,
+    TaruService,
+    choose_runner,
+    default_endpoint,
+    default_state_directory,
+    make_service,
+)
+from taru.test.fakes import FakeRunner
+
+CONFIG = """
+tasks:
+  hello:
+    command: [echo, hi]
+"""
+
+NEW_CONFIG = """
+heartbeat: 5
+tasks:
+  hello:
+    command: [echo, hello]
+  bye:
+    command: [echo, bye]
+"""
+
+INVALID_CONFIG = """
+tasks:
+  hello:
+    command: []
+"""
+
+
+def write_file(path: str, text: str) -> str:
+    """
+    Write C{text} to C{path}, and give back the path.
+    """
+    with open(path, "w", encoding="utf-8") as config_file:
+        config_file.write(text)
+    return path
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Tests for L{Options}.
+    """
+
+    def setUp(self) -> None:
+        self.config_path = write_file(self.mktemp(), CONFIG)
+        self.state_directory = self.mktemp()
+        self.patch(os, "environ", {"HOME": "/home/taru"})
+        self.stderr = io.StringIO()
+        self.patch(sys, "stderr", self.stderr)
+
+    def parse(self, *arguments: str) -> Options:
+        options = Options()
+        options.parseOptions(["--state-dir", self.state_directory, *arguments])
+        return options
+
+    def enter_folder(self) -> None:
+        """
+        Work in a new, empty folder for the rest of the test.
+        """
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(folder)
+
+    def test_positional_config(self) -> None:
+        """
+        The configuration file may be given as the one positional argument;
+        it is loaded.
+        """
+        options = self.parse(self.config_path)
+
+        self.assertEqual(options["config"], self.config_path)
+        self.assertEqual(list(options["loaded"].tasks), ["hello"])
+
+    def test_config_option(self) -> None:
+        """
+        The configuration file may be given with C{--config}.
+        """
+        options = self.parse("--config", self.config_path)
+
+        self.assertEqual(options["config"], self.config_path)
+        self.assertEqual(list(options["loaded"].tasks), ["hello"])
+
+    def test_config_twice(self) -> None:
+        """
+        Giving the configuration file both ways is refused.
+        """
+        error = self.assertRaises(
+            usage.UsageError,
+            self.parse,
+            "--config",
+            self.config_path,
+            self.config_path,
+        )
+
+        self.assertIn("only once", str(error))
+
+    def test_default_config(self) -> None:
+        """
+        Without one given, the configuration file is C{taru.yml} in the
+        working folder.
+        """
+        self.enter_folder()
+        write_file("taru.yml", CONFIG)
+
+        options = self.parse()
+
+        self.assertEqual(options["config"], "taru.yml")
+        self.assertEqual(list(options["loaded"].tasks), ["hello"])
+
+    def test_listen_repeated(self) -> None:
+        """
+        C{--listen} and C{-l} may be repeated; every endpoint is kept, in
+        order.
+        """
+        options = self.parse(
+            "--listen", "tcp:8080", "-l", "unix:/run/taru.sock", self.config_path
+        )
+
+        self.assertEqual(options["listen"], ["tcp:8080", "unix:/run/taru.sock"])
+
+    def test_listen_default(self) -> None:
+        """
+        Without C{--listen}, and without sockets from systemd, Taru listens
+        on TCP port 3000.
+        """
+        options = self.parse(self.config_path)
+
+        self.assertEqual(options["listen"], ["tcp:3000"])
+
+    def test_runner_default(self) -> None:
+        """
+        The runner is chosen automatically unless one is named.
+        """
+        options = self.parse(self.config_path)
+
+        self.assertEqual(options["runner"], "auto")
+
+    def test_runner_named(self) -> None:
+        """
+        C{--runner} accepts C{systemd} and C{direct}.
+        """
+        self.assertEqual(
+            self.parse("-r", "direct", self.config_path)["runner"], "direct"
+        )
+        self.assertEqual(
+            self.parse("--runner", "systemd", self.config_path)["runner"], "systemd"
+        )
+
+    def test_bad_runner(self) -> None:
+        """
+        An unknown runner is refused, with the ones there are.
+        """
+        error = self.assertRaises(
+            usage.UsageError, self.parse, "--runner", "docker", self.config_path
+        )
+
+        self.assertIn("--runner", str(error))
+        self.assertIn("direct", str(error))
+        self.assertIn("'docker'", str(error))
+
+    def test_public_folder(self) -> None:
+        """
+        C{--public} names the folder served under C{/}.
+        """
+        public = self.mktemp()
+        os.makedirs(public)
+
+        options = self.parse("--public", public, self.config_path)
+
+        self.assertEqual(options["public"], public)
+
+    def test_missing_public_folder(self) -> None:
+        """
+        A C{--public} folder that does not exist is refused.
+        """
+        missing = self.mktemp()
+
+        error = self.assertRaises(
+            usage.UsageError, self.parse, "--public", missing, self.config_path
+        )
+
+        self.assertIn("--public", str(error))
+        self.assertIn(missing, str(error))
+
+    def test_public_default(self) -> None:
+        """
+        Without C{--public}, a C{public} folder in the working folder is
+        served, and nothing when there is none.
+        """
+        config_path = os.path.abspath(self.config_path)
+        self.enter_folder()
+        without = self.parse(config_path)
+        os.makedirs("public")
+
+        with_folder = self.parse(config_path)
+
+        self.assertIsNone(without["public"])
+        self.assertEqual(with_folder["public"], "public")
+
+    def test_state_directory_default(self) -> None:
+        """
+        Without C{--state-dir}, state goes where systemd says.
+        """
+        self.patch(os, "environ", {"STATE_DIRECTORY": "/var/lib/taru"})
+        options = Options()
+
+        options.parseOptions([self.config_path])
+
+        self.assertEqual(options["state-dir"], "/var/lib/taru")
+
+    def test_invalid_config(self) -> None:
+        """
+        An invalid configuration ends Taru with status 2 and a one-line
+        message naming the place of the problem, without a traceback.
+        """
+        write_file(self.config_path, INVALID_CONFIG)
+
+        error = self.assertRaises(SystemExit, self.parse, self.config_path)
+
+        self.assertEqual(error.code, 2)
+        self.assertEqual(
+            self.stderr.getvalue(), "taru: tasks.hello.command: must not be empty\n"
+        )
+
+    def test_invalid_yaml(self) -> None:
+        """
+        A configuration that is not YAML is reported with its file and line.
+        """
+        write_file(self.config_path, "tasks:\n  hello: [\n")
+
+        error = self.assertRaises(SystemExit, self.parse, self.config_path)
+
+        self.assertEqual(error.code, 2)
+        message = self.stderr.getvalue()
+        self.assertTrue(message.startswith(f"taru: {self.config_path}, line "))
+        self.assertNotIn("Traceback", message)
+        self.assertEqual(message.count("\n"), 1)
+
+    def test_missing_config(self) -> None:
+        """
+        A configuration file that cannot be read is reported by name.
+        """
+        missing = self.mktemp()
+
+        error = self.assertRaises(SystemExit, self.parse, missing)
+
+        self.assertEqual(error.code, 2)
+        self.assertEqual(
+            self.stderr.getvalue(),
+            f"taru: {missing}: cannot read: No such file or directory\n",
+        )
+
+
+class DefaultStateDirectoryTests(SynchronousTestCase):
+    """
+    Tests for L{default_state_directory}.
+    """
+
+    def test_from_systemd(self) -> None:
+        """
+        The first folder in C{STATE_DIRECTORY} is used.
+        """
+        self.patch(
+            os,
+            "environ",
+            {
+                "STATE_DIRECTORY": "/var/lib/taru:/var/lib/other",
+                "XDG_STATE_HOME": "/home/taru/state",
+            },
+        )
+
+        self.assertEqual(default_state_directory(), "/var/lib/taru")
+
+    def test_from_xdg(self) -> None:
+        """
+        Without C{STATE_DIRECTORY}, it is C{taru} in C{XDG_STATE_HOME}.
+        """
+        self.patch(
+            os, "environ", {"XDG_STATE_HOME": "/home/taru/state", "HOME": "/home/t"}
+        )
+
+        self.assertEqual(default_state_directory(), "/home/taru/state/taru")
+
+    def test_fallback(self) -> None:
+        """
+        Without either, it is C{~/.local/state/taru}.
+        """
+        self.patch(os, "environ", {"HOME": "/home/taru"})
+
+        self.assertEqual(default_state_directory(), "/home/taru/.local/state/taru")
+
+    def test_empty_values_ignored(self) -> None:
+        """
+        Empty variables count as unset.
+        """
+        self.patch(
+            os,
+            "environ",
+            {"STATE_DIRECTORY": "", "XDG_STATE_HOME": "", "HOME": "/home/taru"},
+        )
+
+        self.assertEqual(default_state_directory(), "/home/taru/.local/state/taru")
+
+
+class DefaultEndpointTests(SynchronousTestCase):
+    """
+    Tests for L{default_endpoint}.
+    """
+
+    def test_without_systemd(self) -> None:
+        """
+        Without sockets from systemd, the endpoint is TCP port 3000.
+        """
+        self.assertEqual(default_endpoint({}), "tcp:3000")
+
+    def test_sockets_for_another_process(self) -> None:
+        """
+        Sockets systemd passed to another process are not used.
+        """
+        environ = {"LISTEN_PID": str(os.getpid() + 1), "LISTEN_FDS": "1"}
+
+        self.assertEqual(default_endpoint(environ), "tcp:3000")
+
+    def test_no_sockets(self) -> None:
+        """
+        A C{LISTEN_PID} for this process with no sockets is not used.
+        """
+        environ = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "0"}
+
+        self.assertEqual(default_endpoint(environ), "tcp:3000")
+
+    def test_from_process_environment(self) -> None:
+        """
+        Without an environment given, the process's own is read.
+        """
+        self.patch(os, "environ", {"LISTEN_PID": "1", "LISTEN_FDS": "1"})
+
+        self.assertEqual(default_endpoint(), "tcp:3000")
+
+
+class ChooseRunnerTests(SynchronousTestCase):
+    """
+    Tests for L{choose_runner}.
+    """
+
+    def setUp(self) -> None:
+        self.patch(shutil, "which", lambda name: f"/usr/bin/{name}")
+        self.reactor = Clock()
+
+    def test_named(self) -> None:
+        """
+        A named runner is made as named.
+        """
+        with capturedLogs() as events:
+            direct = choose_runner("direct", self.reactor, service.TaruService._log)
+            systemd = choose_runner("systemd", self.reactor, service.TaruService._log)
+
+        self.assertIsInstance(direct, DirectRunner)
+        self.assertIsInstance(systemd, SystemdRunner)
+        self.assertEqual(
+            [formatEvent(event) for event in events],
+            ["runner: direct", "runner: systemd"],
+        )
+
+    def test_auto_with_user_manager(self) -> None:
+        """
+        C{auto} chooses systemd when a user manager answers, and says so.
+        """
+        self.patch(service, "user_manager_answers", lambda: True)
+
+        with capturedLogs() as events:
+            runner = choose_runner("auto", self.reactor, service.TaruService._log)
+
+        self.assertIsInstance(runner, SystemdRunner)
+        self.assertEqual(
+            [formatEvent(event) for event in events],
+            ["runner: systemd (chosen automatically)"],
+        )
+
+    def test_auto_without_user_manager(self) -> None:
+        """
+        C{auto} runs tasks directly when no user manager answers.
+        """
+        self.patch(service, "user_manager_answers", lambda: False)
+
+        runner = choose_runner("auto", self.reactor, service.TaruService._log)
+
+        self.assertIsInstance(runner, DirectRunner)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    Tests for L{make_service}.
+    """
+
+    def test_from_options(self) -> None:
+        """
+        The service uses the options' configuration, runner and folder, and
+        listens on each endpoint.
+        """
+        self.patch(os, "environ", {"HOME": "/home/taru"})
+        public = self.mktemp()
+        os.makedirs(public)
+        config_path = write_file(self.mktemp(), CONFIG)
+        options = Options()
+        options.parseOptions(
+            [
+                "--runner",
+                "direct",
+                "--public",
+                public,
+                "--state-dir",
+                self.mktemp(),
+                "-l",
+                "tcp:8080:interface=127.0.0.1",
+                "-l",
+                "unix:/run/taru/taru.sock",
+                config_path,
+            ]
+        )
+
+        taru = make_service(options, Clock())
+
+        self.assertEqual(taru.config_path, config_path)
+        self.assertEqual(list(taru.tasks.all()), ["hello"])
+        self.assertEqual(taru.api.public, public)
+        self.assertEqual(len(list(taru)), 2)
+        self.assertFalse(taru.running)
+
+
+class ReloadTests(SynchronousTestCase):
+    """
+    Tests for L{TaruService.reload}.
+    """
+
+    def setUp(self) -> None:
+        self.config_path = write_file(self.mktemp(), CONFIG)
+        self.clock = Clock()
+        self.addCleanup(self.assert_no_delayed_calls)
+        self.runner = FakeRunner()
+        self.taru = TaruService(
+            config_path=self.config_path,
+            config=load_config(self.config_path),
+            runner=self.runner,
+            state_directory=self.mktemp(),
+            public=None,
+            endpoints=[],
+            reactor=self.clock,
+        )
+        self.addCleanup(self.taru.events.stop)
+        self.client = StringTransport()
+        self.taru.events.subscribe(self.client, lambda task: True)
+
+    def assert_no_delayed_calls(self) -> None:
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_valid(self) -> None:
+        """
+        A valid new file is put in force and every client is told to refresh.
+        """
+        write_file(self.config_path, NEW_CONFIG)
+
+        reloaded = self.taru.reload()
+
+        self.assertTrue(reloaded)
+        self.assertEqual(list(self.taru.tasks.all()), ["hello", "bye"])
+        self.assertEqual(self.taru.tasks.get("hello").spec.command, ("echo", "hello"))
+        self.assertEqual(self.client.value(), b'data: [null,"UpdateConfig"]\n\n')
+
+    def test_heartbeat(self) -> None:
+        """
+        A reload puts the new heartbeat in force.
+        """
+        write_file(self.config_path, NEW_CONFIG)
+
+        self.taru.reload()
+        self.client.clear()
+        self.clock.advance(5)
+
+        self.assertEqual(self.client.value(), b'data: [null,"Ping"]\n\n')
+
+    def test_logged(self) -> None:
+        """
+        A reload is logged with what was loaded.
+        """
+        write_file(self.config_path, NEW_CONFIG)
+
+        with capturedLogs() as events:
+            self.taru.reload()
+
+        self.assertEqual(
+            [formatEvent(event) for event in events],
+            [
+                f"configuration {self.config_path} loaded: 2 tasks,"
+                " no users (open to all)"
+            ],
+        )
+
+    def test_invalid(self) -> None:
+        """
+        An invalid file is not put in force: the configuration in force stays,
+        clients are told nothing, and a warning names the place of the
+        problem.
+        """
+        config_before = self.taru.tasks.config
+        write_file(self.config_path, INVALID_CONFIG)
+
+        with capturedLogs() as events:
+            reloaded = self.taru.reload()
+
+        self.assertFalse(reloaded)
+        self.assertIs(self.taru.tasks.config, config_before)
+        self.assertEqual(self.taru.tasks.get("hello").spec.command, ("echo", "hi"))
+        self.assertEqual(self.client.value(), b"")
+        [event] = events
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertIn("tasks.hello.command: must not be empty", formatEvent(event))
+        self.assertIn("old one stays in force", formatEvent(event))
+
+    def test_missing_file(self) -> None:
+        """
+        A file that cannot be read is not an error: the configuration in
+        force stays and a warning names the file.
+        """
+        os.remove(self.config_path)
+
+        with capturedLogs() as events:
+            reloaded = self.taru.reload()
+
+        self.assertFalse(reloaded)
+        self.assertEqual(list(self.taru.tasks.all()), ["hello"])
+        [event] = events
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertIn(f"{self.config_path}: cannot read", formatEvent(event))
+
+    def test_running_task_survives(self) -> None:
+        """
+        A task running when the configuration changes keeps running.
+        """
+        self.taru.tasks.start("hello", ("echo", "hi"), None)
+        write_file(self.config_path, NEW_CONFIG)
+
+        self.taru.reload()
+
+        self.assertEqual(self.taru.tasks.get("hello").state, "running")
+        self.runner.started[0].end(0)
+        self.assertEqual(self.taru.tasks.get("hello").state, "finished")
