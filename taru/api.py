@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 from klein import Klein
+from klein.interfaces import IKleinRequest
 from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -24,7 +25,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 from twisted.web.static import File
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from taru.arguments import ArgumentError, parse_arguments, substitute
 from taru.config import TaskSpec
@@ -178,6 +179,28 @@ def given_arguments(request: Request, reserved: frozenset[str]) -> dict[str, lis
         for name, values in from_body.items():
             given.setdefault(name, []).extend(values)
     return given
+
+
+def _refuse_method(request: Request) -> NoReturn:
+    """
+    Refuse a request whose method nothing here takes: with 405 where another
+    route takes the same address with other methods, with 404 elsewhere.
+
+    @raise MethodNotAllowed: naming the methods the address takes.
+    @raise NoSuchPage: when no route takes the address.
+    """
+    mapper = IKleinRequest(request).mapper
+    allowed = []
+    for method in ("GET", "POST"):
+        try:
+            rule, _ = mapper.match(method=method, return_rule=True)
+        except HTTPException:
+            continue
+        if not rule.endpoint.startswith("web_interface"):
+            allowed.append(method)
+    if allowed:
+        raise MethodNotAllowed(valid_methods=allowed)
+    raise NoSuchPage()
 
 
 def _peer(request: Request) -> str:
@@ -479,11 +502,14 @@ class TaruAPI:
             request.unregisterProducer()
             self._log.info("client {peer} unsubscribed from events", peer=peer)
 
-    @app.route("/", branch=True, methods=["GET", "HEAD"])
+    @app.route("/", branch=True)
     def web_interface(self, request: Request) -> Resource:
         """
-        The static web interface, when a public folder is configured.
+        The static web interface, when a public folder is configured; and a
+        404 for every other address, whatever the method.
         """
+        if request.method not in (b"GET", b"HEAD"):
+            _refuse_method(request)
         if self.public is None:
             raise NoSuchPage()
         return _NoListingFile(self.public)

@@ -1345,6 +1345,15 @@ class PageTests(APITestCase):
         self.error_text(response, 405)
         self.assertIn("GET", (self.header(response, "allow") or "").split(", "))
 
+    def test_unknown_path_any_method(self) -> None:
+        """
+        An address no route takes is 404 for every method, never 405, which
+        would read as "already running".
+        """
+        response = self.post("/api/v1/task/greet/nothing")
+
+        self.error_text(response, 404)
+
     def test_site(self) -> None:
         """
         The site sends no tracebacks and marks every response nosniff.
