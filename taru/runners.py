@@ -22,7 +22,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 
-from attrs import frozen
+from attrs import define, frozen
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessTerminated
 from twisted.internet.interfaces import (
@@ -233,6 +233,13 @@ class _ExitWatcher(ProcessProtocol):
 
     def __init__(self) -> None:
         self.exited: Deferred[ExitStatus] = Deferred()
+        self.pid = 0
+
+    def connectionMade(self) -> None:
+        # Read now: a process that has already exited is reaped, and its pid
+        # forgotten, before spawnProcess returns.
+        assert self.transport is not None
+        self.pid = self.transport.pid
 
     def processEnded(self, reason: Failure) -> None:
         value = reason.value
@@ -267,8 +274,7 @@ def _spawn(
     except OSError as error:
         raise RunnerError(f"cannot start {argv[0]!r}: {error.strerror}") from None
     transport.closeStdin()
-    assert transport.pid is not None
-    return watcher, transport.pid
+    return watcher, watcher.pid
 
 
 @implementer(IRunningTask)
@@ -325,12 +331,81 @@ class _Run:
         self.ended.callback(self._status)
 
 
+def process_tree(root: int) -> dict[int, int]:
+    """
+    Find every process descending from C{root}, from C{/proc}.
+
+    @return: each descendant's pid, with its start time, which tells it apart
+        from a later process that reuses the pid.
+    """
+    children: dict[int, list[int]] = {}
+    start_times: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        start_time_and_parent = _stat(pid)
+        if start_time_and_parent is None:
+            continue
+        start_times[pid], parent = start_time_and_parent
+        children.setdefault(parent, []).append(pid)
+
+    descendants: dict[int, int] = {}
+    waiting = [root]
+    while waiting:
+        for child in children.get(waiting.pop(), []):
+            if child not in descendants:
+                descendants[child] = start_times[child]
+                waiting.append(child)
+    return descendants
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """
+    A process's start time and parent, or L{None} if it is gone.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            stat = stat_file.read()
+    except OSError:
+        return None
+    # The command name, in parentheses, may hold spaces and parentheses.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return int(fields[19]), int(fields[1])
+
+
+def _is_running(pid: int, start_time: int) -> bool:
+    """
+    Is the process that started at C{start_time} with this pid still there?
+    """
+    found = _stat(pid)
+    return found is not None and found[0] == start_time
+
+
+def signal_processes(processes: dict[int, int], signal_number: int) -> None:
+    """
+    Signal processes that still are the ones that were found.
+    """
+    for pid, start_time in processes.items():
+        if not _is_running(pid, start_time):
+            continue
+        try:
+            os.kill(pid, signal_number)
+        except (ProcessLookupError, PermissionError):
+            continue
+
+
 @implementer(IRunner)
 class DirectRunner:
     """
     Runs each task as a child process, in a session and process group of its
-    own, which stop signals as a whole: SIGTERM, then SIGKILL after a grace
-    period.
+    own.
+
+    Stop signals that whole group, and also every descendant of the task's
+    process found in C{/proc} at that moment, so that children which left
+    the group are not missed: SIGTERM, then SIGKILL after a grace period.
+    Only a process that has both left the group and lost its parent before
+    the stop escapes; the systemd runner has no such gap.
     """
 
     name = "direct"
@@ -341,20 +416,24 @@ class DirectRunner:
         reactor: IReactorProcess,
         setsid: str | None = None,
         stop_grace: float = STOP_GRACE_SECONDS,
+        find_descendants: Callable[[int], dict[int, int]] = process_tree,
     ) -> None:
         """
         @param reactor: the reactor, for processes, pipes and time.
         @param setsid: the path of C{setsid(1)}, which puts each task in a
             session of its own; looked up on C{PATH} when not given.
         @param stop_grace: seconds between SIGTERM and SIGKILL on stop.
+        @param find_descendants: finds the processes descending from a pid,
+            with their start times (see L{process_tree}).
         """
+        self._find_descendants = find_descendants
         self._reactor = reactor
         found = setsid or shutil.which("setsid")
         if found is None:
             raise RunnerError("setsid (from util-linux) is needed to run tasks")
         self._setsid = found
         self._stop_grace = stop_grace
-        self._kill_timers: dict[int, IDelayedCall] = {}
+        self._stopping: dict[int, _Stopping] = {}
 
     def start(
         self,
@@ -386,30 +465,52 @@ class DirectRunner:
 
     def _stop_group(self, pgid: int) -> None:
         """
-        Send SIGTERM to a run's process group, and SIGKILL after the grace
-        period to whatever is left of it.
+        Send SIGTERM to a run's process group and to the descendants of its
+        first process, and SIGKILL after the grace period to whatever is left
+        of them.
         """
-        if not _signal_group(pgid, signal.SIGTERM) or pgid in self._kill_timers:
+        descendants = self._find_descendants(pgid)
+        group_alive = _signal_group(pgid, signal.SIGTERM)
+        signal_processes(descendants, signal.SIGTERM)
+        if not (group_alive or descendants) or pgid in self._stopping:
             return
         clock: IReactorTime = self._reactor  # type: ignore[assignment]
-        self._kill_timers[pgid] = clock.callLater(
-            self._stop_grace, self._kill_group, pgid
-        )
+        timer = clock.callLater(self._stop_grace, self._kill_group, pgid)
+        self._stopping[pgid] = _Stopping(timer, descendants)
 
     def _kill_group(self, pgid: int) -> None:
-        del self._kill_timers[pgid]
-        _signal_group(pgid, signal.SIGKILL)
+        stopping = self._stopping.pop(pgid)
+        if not stopping.group_gone:
+            _signal_group(pgid, signal.SIGKILL)
+        signal_processes(stopping.descendants, signal.SIGKILL)
 
     def _forget_group(self, status: ExitStatus, pgid: int) -> ExitStatus:
         """
-        A run ended: if nothing of its process group is left, no SIGKILL is
-        due, and none must reach a later group that reuses its number.
+        A run ended. Once nothing of its process group is left, no SIGKILL
+        must reach a later group that reuses its number; and with no
+        descendants outside the group to kill either, none is due at all.
+        (Descendants are only signalled while they are still the processes
+        found at the stop.)
         """
-        timer = self._kill_timers.get(pgid)
-        if timer is not None and not _signal_group(pgid, 0):
-            timer.cancel()
-            del self._kill_timers[pgid]
+        stopping = self._stopping.get(pgid)
+        if stopping is None or _signal_group(pgid, 0):
+            return status
+        stopping.group_gone = True
+        if not stopping.descendants:
+            stopping.timer.cancel()
+            del self._stopping[pgid]
         return status
+
+
+@define
+class _Stopping:
+    """
+    A run being stopped: what the SIGKILL after the grace period is for.
+    """
+
+    timer: IDelayedCall
+    descendants: dict[int, int]
+    group_gone: bool = False
 
 
 def _signal_group(pgid: int, signal_number: int) -> bool:

@@ -26,6 +26,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+import taru.runners
 from taru.output import BACKLOG_LIMIT, BacklogStore, Output
 from taru.runners import (
     DRAIN_SECONDS,
@@ -578,7 +579,10 @@ class DirectRunnerTests(RunnerTestMixin, SynchronousTestCase):
 
     def setUp(self) -> None:
         self.set_up_reactor(self)
-        self.runner = DirectRunner(self.reactor, setsid=SETSID)
+        self.descendants: dict[int, int] = {}
+        self.runner = DirectRunner(
+            self.reactor, setsid=SETSID, find_descendants=self.find_descendants
+        )
 
     def start(
         self,
@@ -594,6 +598,12 @@ class DirectRunnerTests(RunnerTestMixin, SynchronousTestCase):
             output,
         )
         return run, self.reactor.spawned[-1], output
+
+    def find_descendants(self, pid: int) -> dict[int, int]:
+        """
+        Stand in for L{process_tree}: the descendants this test set up.
+        """
+        return dict(self.descendants)
 
     def test_provides_interfaces(self) -> None:
         """
@@ -804,7 +814,12 @@ class DirectRunnerTests(RunnerTestMixin, SynchronousTestCase):
         """
         The grace period is the one the runner was made with.
         """
-        self.runner = DirectRunner(self.reactor, setsid=SETSID, stop_grace=1.5)
+        self.runner = DirectRunner(
+            self.reactor,
+            setsid=SETSID,
+            stop_grace=1.5,
+            find_descendants=self.find_descendants,
+        )
         run, spawned, _ = self.start()
 
         run.stop()
@@ -892,6 +907,37 @@ class DirectRunnerTests(RunnerTestMixin, SynchronousTestCase):
 
         self.assertEqual(self.signals.sent[0], (pid, signal.SIGTERM))
         self.assertEqual(self.signals.sent[-1], (pid, signal.SIGKILL))
+
+    def test_stop_reaches_descendants_outside_the_group(self) -> None:
+        """
+        Stopping also signals the task's descendants found at that moment,
+        even those that left its process group: SIGTERM, then SIGKILL after
+        the grace period, even when the group itself is gone by then.
+        """
+        signalled: list[tuple[dict[int, int], int]] = []
+        self.patch(
+            taru.runners,
+            "signal_processes",
+            lambda processes, number: signalled.append((processes, number)),
+        )
+        run, spawned, output = self.start()
+        self.descendants = {7001: 11, 7002: 12}
+
+        run.stop()
+        self.signals.gone.add(spawned.transport.pid)
+        spawned.close_output()
+        pump_pipe(self.reactor, output)
+        spawned.end(ProcessTerminated(signal=signal.SIGTERM))
+        self.reactor.advance(STOP_GRACE_SECONDS)
+
+        self.assertEqual(
+            signalled,
+            [
+                ({7001: 11, 7002: 12}, signal.SIGTERM),
+                ({7001: 11, 7002: 12}, signal.SIGKILL),
+            ],
+        )
+        self.assertEqual(self.signals.sent, [(spawned.transport.pid, signal.SIGTERM)])
 
     def test_tail_kept_while_paused(self) -> None:
         """

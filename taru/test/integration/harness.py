@@ -5,21 +5,27 @@ HTTP with treq.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+from treq import collect
 from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.protocol import ProcessProtocol, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IResponse
 
 _LISTENING = re.compile(rb"Site starting on (\d+)")
 
@@ -27,12 +33,19 @@ _LISTENING = re.compile(rb"Site starting on (\d+)")
 START_TIMEOUT = 20.0
 
 
+def now() -> float:
+    """
+    The real reactor's time.
+    """
+    return reactor.seconds()
+
+
 def sleep(seconds: float) -> Deferred[None]:
     """
     Wait on the real reactor.
     """
     waiting: Deferred[None] = Deferred()
-    reactor.callLater(seconds, waiting.callback, None)  # type: ignore[attr-defined]
+    reactor.callLater(seconds, waiting.callback, None)
     return waiting
 
 
@@ -75,8 +88,18 @@ class Taru:
     """
 
     def __init__(
-        self, testcase: TestCase, config: str, arguments: Sequence[str] = ()
+        self,
+        testcase: TestCase,
+        config: str,
+        arguments: Sequence[str] = (),
+        environment: Mapping[str, str] | None = None,
     ) -> None:
+        """
+        @param config: the configuration file's contents.
+        @param arguments: more command-line arguments for C{taru}.
+        @param environment: variables added to the environment Taru itself
+            runs with.
+        """
         self._testcase = testcase
         directory = testcase.mktemp()
         os.makedirs(directory)
@@ -85,6 +108,7 @@ class Taru:
         self.state_directory = os.path.join(self.directory, "state")
         self.write_config(config)
         self._arguments = list(arguments)
+        self._environment = dict(environment or {})
         self._protocol = _TaruProtocol()
         self.base = ""
         self.pid = 0
@@ -112,17 +136,19 @@ class Taru:
             self.config_path,
         ]
         environment = dict(os.environ)
+        environment.update(self._environment)
         environment["PYTHONUNBUFFERED"] = "1"
-        process = reactor.spawnProcess(  # type: ignore[attr-defined]
+        process = reactor.spawnProcess(
             self._protocol, sys.executable, argv, env=environment, path=self.directory
         )
         self.pid = process.pid
         self._testcase.addCleanup(self.stop)
-        timeout = reactor.callLater(  # type: ignore[attr-defined]
-            START_TIMEOUT, self._protocol.listening.cancel
-        )
-        port = await self._protocol.listening
-        timeout.cancel()
+        timeout = reactor.callLater(START_TIMEOUT, self._protocol.listening.cancel)
+        try:
+            port = await self._protocol.listening
+        finally:
+            if timeout.active():
+                timeout.cancel()
         self.base = f"http://127.0.0.1:{port}"
         return self
 
@@ -144,7 +170,11 @@ class Taru:
         Send Taru a signal.
         """
         if not self._protocol.ended.called:
-            os.kill(self.pid, signal_number)
+            try:
+                os.kill(self.pid, signal_number)
+            except ProcessLookupError:
+                # It exited and is about to be reaped.
+                pass
 
     async def stop(self) -> int | None:
         """
@@ -161,7 +191,12 @@ class Taru:
         A Deferred that fires with Taru's exit code once it has exited.
         """
         waiting: Deferred[int | None] = Deferred()
-        self._protocol.ended.addBoth(lambda code: (waiting.callback(code), code)[1])
+
+        def pass_on(code: int | None) -> int | None:
+            waiting.callback(code)
+            return code
+
+        self._protocol.ended.addCallback(pass_on)
         return waiting
 
 
@@ -173,3 +208,178 @@ def http_client(testcase: TestCase) -> HTTPClient:
     pool = HTTPConnectionPool(reactor, persistent=False)
     testcase.addCleanup(pool.closeCachedConnections)
     return HTTPClient(Agent(reactor, pool=pool))
+
+
+async def wait_for(
+    condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05
+) -> bool:
+    """
+    Check a condition on the real reactor until it holds or time runs out.
+
+    @return: whether it held in time.
+    """
+    deadline = now() + timeout
+    while not condition():
+        if now() >= deadline:
+            return False
+        await sleep(interval)
+    return True
+
+
+class EventStream(Protocol):
+    """
+    Reads a server-sent event stream as the JSON values of its C{data:}
+    messages, in order.
+
+    @ivar lost: fires once the connection is closed.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._messages: deque[Any] = deque()
+        self._waiting: Deferred[None] | None = None
+        self.lost: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data.replace(b"\r\n", b"\n")
+        while b"\n\n" in self._buffer:
+            block, self._buffer = self._buffer.split(b"\n\n", 1)
+            data_lines = [
+                line[6:] if line.startswith(b"data: ") else line[5:]
+                for line in block.split(b"\n")
+                if line.startswith(b"data:")
+            ]
+            if data_lines:
+                self._messages.append(json.loads(b"\n".join(data_lines)))
+        self._wake()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if not self.lost.called:
+            self.lost.callback(None)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.callback(None)
+
+    async def next_message(self, timeout: float = 10.0) -> Any:
+        """
+        The next message, waiting for it if need be.
+
+        @raise TimeoutError: if none arrives in time or the stream ended.
+        """
+        deadline = now() + timeout
+        while not self._messages:
+            left = deadline - now()
+            if self.lost.called or left <= 0:
+                raise TimeoutError("no further event arrived")
+            self._waiting = Deferred()
+            timer = reactor.callLater(left, self._wake)
+            await self._waiting
+            if timer.active():
+                timer.cancel()
+        return self._messages.popleft()
+
+    async def messages_until(
+        self, last: Callable[[Any], bool], timeout: float = 10.0
+    ) -> list[Any]:
+        """
+        Every message up to and including the first for which C{last} holds.
+
+        @raise TimeoutError: if no such message arrives in time.
+        """
+        deadline = now() + timeout
+        received = []
+        while True:
+            left = deadline - now()
+            received.append(await self.next_message(max(left, 0.0)))
+            if last(received[-1]):
+                return received
+
+    def close(self) -> Deferred[None]:
+        """
+        Drop the connection.
+
+        @return: fires once it is closed.
+        """
+        if not self.lost.called and self.transport is not None:
+            self.transport.loseConnection()
+        return self.lost
+
+
+async def open_events(
+    testcase: TestCase,
+    client: HTTPClient,
+    url: str,
+    headers: Headers | None = None,
+) -> tuple[IResponse, EventStream]:
+    """
+    Subscribe to an event stream, closed when the test ends.
+
+    @return: the response and the stream of its messages.
+    """
+    response = await client.get(url, headers=headers, unbuffered=True)
+    stream = EventStream()
+    response.deliverBody(stream)
+    testcase.addCleanup(stream.close)
+    return response, stream
+
+
+def is_exit_status(message: Any) -> bool:
+    """
+    Whether an event message announces the end of a run.
+    """
+    return isinstance(message[1], dict) and "ExitStatus" in message[1]
+
+
+class Chunks:
+    """
+    Records the chunks of a response body as they arrive, with their times.
+
+    @ivar arrivals: each chunk with the time it arrived.
+    @ivar done: fires when the body is complete.
+    """
+
+    def __init__(self, response: IResponse) -> None:
+        self.arrivals: list[tuple[float, bytes]] = []
+        self.done: Deferred[None] = collect(response, self._received)
+
+    def _received(self, data: bytes) -> None:
+        self.arrivals.append((now(), data))
+
+    @property
+    def body(self) -> bytes:
+        """
+        Everything received so far.
+        """
+        return b"".join(data for _, data in self.arrivals)
+
+
+async def start_and_follow(client: HTTPClient, taru: Taru, task: str) -> Chunks:
+    """
+    Start a task with C{POST output} and record its output as it streams.
+    """
+    response = await client.post(
+        taru.url(f"/api/v1/task/{task}/output"), unbuffered=True
+    )
+    return Chunks(response)
+
+
+async def follow(client: HTTPClient, taru: Taru, task: str) -> Chunks:
+    """
+    Follow a task's output with C{GET output}.
+    """
+    response = await client.get(
+        taru.url(f"/api/v1/task/{task}/output"), unbuffered=True
+    )
+    return Chunks(response)
+
+
+async def output_of(client: HTTPClient, taru: Taru, task: str) -> bytes:
+    """
+    Run a task to its end and return all of its output.
+    """
+    chunks = await start_and_follow(client, taru, task)
+    await chunks.done
+    return chunks.body
