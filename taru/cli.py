@@ -28,8 +28,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from twisted.internet import reactor
 
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
     service = make_service(options, reactor)
-    service.startService()
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    reactor.callWhenRunning(service.startService)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
+    if service.listen_failed:
+        raise SystemExit(1)

@@ -16,17 +16,25 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from twisted.application import strports
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, gatherResults, maybeDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 from taru.api import TaruAPI
 from taru.config import Config, ConfigError, load_config
 from taru.events import EventBroadcaster
 from taru.output import Spool
-from taru.runners import DirectRunner, IRunner, SystemdRunner, user_manager_answers
+from taru.runners import (
+    DirectRunner,
+    IRunner,
+    RunnerError,
+    SystemdRunner,
+    user_manager_answers,
+)
 from taru.tasks import Tasks
 
 RUNNERS = ("auto", "systemd", "direct")
@@ -162,6 +170,21 @@ def choose_runner(name: str, reactor: Any, log: Logger) -> IRunner:
     return DirectRunner(reactor)
 
 
+class EndpointError(Exception):
+    """
+    A C{--listen} endpoint is not valid.
+    """
+
+
+def _describe_address(address: object) -> str:
+    host = getattr(address, "host", None)
+    if host is not None:
+        port = getattr(address, "port", "")
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", address)
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+
+
 class TaruService(MultiService):
     """
     The whole of Taru: its tasks, its API on every endpoint it listens on,
@@ -194,10 +217,25 @@ class TaruService(MultiService):
             reactor,
         )
         self.api = TaruAPI(self.tasks, self.events, public)
-        site = self.api.site()
-        for endpoint in endpoints:
-            strports.service(endpoint, site, reactor=reactor).setServiceParent(self)
+        self._site = self.api.site()
+        self._endpoints: list[tuple[str, IStreamServerEndpoint]] = []
+        for description in endpoints:
+            try:
+                endpoint = serverFromString(reactor, description)
+            except ValueError as error:
+                raise EndpointError(f"--listen {description!r}: {error}") from None
+            self._endpoints.append((description, endpoint))
+        self._ports: list[IListeningPort] = []
+        self.listening: Deferred[object] = Deferred()
+        self.listen_failed = False
         self._log_config(config)
+
+    @property
+    def endpoints(self) -> list[str]:
+        """
+        The endpoints Taru listens on, as given.
+        """
+        return [description for description, _ in self._endpoints]
 
     def _log_config(self, config: Config) -> None:
         self._log.info(
@@ -215,6 +253,39 @@ class TaruService(MultiService):
         super().startService()  # type: ignore[no-untyped-call]  # not annotated
         self.events.set_heartbeat(self.tasks.config.heartbeat)
         self._previous_sighup = signal.signal(signal.SIGHUP, self._sighup)
+        each = [
+            Deferred.fromCoroutine(self._listen(description, endpoint))
+            for description, endpoint in self._endpoints
+        ]
+        gatherResults(each, consumeErrors=True).addCallbacks(
+            self.listening.callback, self._cannot_listen
+        )
+
+    def _cannot_listen(self, failure: Failure) -> None:
+        """
+        Taru cannot serve on every endpoint it was told to: it stops, rather
+        than run half reachable.
+        """
+        self.listen_failed = True
+        self._reactor.stop()
+
+    async def _listen(self, description: str, endpoint: IStreamServerEndpoint) -> None:
+        try:
+            port = await endpoint.listen(self._site)
+        except Exception as error:
+            self._log.error(
+                "cannot listen on {endpoint}: {error}",
+                endpoint=description,
+                error=str(error) or type(error).__name__,
+            )
+            raise
+        self._ports.append(port)
+        address = port.getHost()
+        self._log.info(
+            "listening on {endpoint} ({address})",
+            endpoint=description,
+            address=_describe_address(address),
+        )
 
     def _sighup(self, signal_number: int, frame: FrameType | None) -> None:
         self._reactor.callFromThread(self.reload)
@@ -245,7 +316,11 @@ class TaruService(MultiService):
             signal.signal(signal.SIGHUP, self._previous_sighup)
             self._previous_sighup = None
         self.events.stop()
-        stopped: Deferred[Any] = maybeDeferred(super().stopService)
+        ports, self._ports = self._ports, []
+        closing = DeferredList([maybeDeferred(port.stopListening) for port in ports])
+        stopped: Deferred[Any] = closing.addCallback(
+            lambda _: maybeDeferred(super(TaruService, self).stopService)
+        )
         if isinstance(self._runner, DirectRunner):
             # Children of the direct runner would be orphaned: end them.
             ending = self.tasks.stop_all()
@@ -260,12 +335,22 @@ def make_service(options: Options, reactor: Any) -> TaruService:
     Build Taru's service from parsed options.
     """
     runner = choose_runner(options["runner"], reactor, TaruService._log)
-    return TaruService(
-        config_path=options["config"],
-        config=options["loaded"],
-        runner=runner,
-        state_directory=options["state-dir"],
-        public=options["public"],
-        endpoints=options["listen"],
-        reactor=reactor,
-    )
+    try:
+        return TaruService(
+            config_path=options["config"],
+            config=options["loaded"],
+            runner=runner,
+            state_directory=options["state-dir"],
+            public=options["public"],
+            endpoints=options["listen"],
+            reactor=reactor,
+        )
+    except (EndpointError, RunnerError, OSError) as error:
+        sys.stderr.write(f"taru: {_message(error)}\n")
+        raise SystemExit(2) from None
+
+
+def _message(error: Exception) -> str:
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)

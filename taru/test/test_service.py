@@ -10,8 +10,10 @@ import os
 import shutil
 import sys
 
+from twisted.internet.defer import fail
+from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -449,8 +451,93 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(taru.config_path, config_path)
         self.assertEqual(list(taru.tasks.all()), ["hello"])
         self.assertEqual(taru.api.public, public)
-        self.assertEqual(len(list(taru)), 2)
+        self.assertEqual(
+            taru.endpoints,
+            ["tcp:8080:interface=127.0.0.1", "unix:/run/taru/taru.sock"],
+        )
         self.assertFalse(taru.running)
+
+    def options(self, *listen: str) -> Options:
+        options = Options()
+        arguments = ["--runner", "direct", "--state-dir", self.mktemp()]
+        for endpoint in listen:
+            arguments += ["--listen", endpoint]
+        options.parseOptions([*arguments, write_file(self.mktemp(), CONFIG)])
+        return options
+
+    def test_invalid_endpoint(self) -> None:
+        """
+        An endpoint Twisted cannot parse stops start-up with status 2 and one
+        line naming it.
+        """
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+
+        exit = self.assertRaises(
+            SystemExit, make_service, self.options("nonsense:1"), MemoryReactorClock()
+        )
+
+        self.assertEqual(exit.code, 2)
+        self.assertTrue(stderr.getvalue().startswith("taru: --listen 'nonsense:1': "))
+        self.assertNotIn("Traceback", stderr.getvalue())
+
+    def test_listening_logged(self) -> None:
+        """
+        Starting the service listens on every endpoint and logs each address.
+        """
+        reactor = MemoryReactorClock()
+        taru = make_service(
+            self.options("tcp:8080:interface=127.0.0.1", "unix:/tmp/taru.sock"), reactor
+        )
+
+        with capturedLogs() as events:
+            taru.startService()
+        self.addCleanup(taru.stopService)
+
+        self.assertEqual(
+            [(port, interface) for port, _, _, interface in reactor.tcpServers],
+            [(8080, "127.0.0.1")],
+        )
+        self.assertEqual(
+            [server[0] for server in reactor.unixServers], ["/tmp/taru.sock"]
+        )
+        self.successResultOf(taru.listening)
+        logged = [formatEvent(event) for event in events]
+        # The memory reactor's ports report the wildcard address.
+        self.assertEqual(
+            logged,
+            [
+                "listening on tcp:8080:interface=127.0.0.1 (0.0.0.0:8080)",
+                "listening on unix:/tmp/taru.sock (/tmp/taru.sock)",
+            ],
+        )
+
+    def test_cannot_listen(self) -> None:
+        """
+        When an endpoint cannot be listened on, the error is logged and Taru
+        stops rather than run half reachable.
+        """
+        reactor = MemoryReactorClock()
+        reactor.running = True
+        taru = make_service(self.options("tcp:8080"), reactor)
+        self.patch(
+            taru._endpoints[0][1],
+            "listen",
+            lambda factory: fail(CannotListenError("", 8080, OSError("in use"))),
+        )
+
+        with capturedLogs() as events:
+            taru.startService()
+        self.addCleanup(taru.stopService)
+
+        self.assertTrue(taru.listen_failed)
+        self.assertTrue(reactor.hasStopped)
+        self.assertTrue(
+            any(
+                formatEvent(event).startswith("cannot listen on tcp:8080: ")
+                for event in events
+            )
+        )
 
 
 class ReloadTests(SynchronousTestCase):
