@@ -28,7 +28,7 @@ from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from taru.arguments import ArgumentError, parse_arguments, substitute
-from taru.config import TaskSpec
+from taru.config import ArgumentSpec, TaskSpec
 from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
 from taru.output import Output
 from taru.permissions import Access, NotAuthenticated, UnknownUser, access_for
@@ -256,7 +256,8 @@ class TaruRequest(server.Request):
 
     def process(self) -> None:
         # Request's own methods are not annotated.
-        self.setHeader(b"x-content-type-options", b"nosniff")  # type: ignore[no-untyped-call]
+        nosniff = (b"x-content-type-options", b"nosniff")
+        self.setHeader(*nosniff)  # type: ignore[no-untyped-call]
         super().process()  # type: ignore[no-untyped-call]
 
 
@@ -358,7 +359,9 @@ class TaruAPI:
         request.setHeader(b"cache-control", b"no-store")
         return json.dumps(listing).encode("utf-8")
 
-    def _describe_argument(self, argument: Any, can_run: bool) -> dict[str, Any]:
+    def _describe_argument(
+        self, argument: ArgumentSpec, can_run: bool
+    ) -> dict[str, Any]:
         described: dict[str, Any] = {
             "name": argument.name,
             "datatype": argument.datatype,

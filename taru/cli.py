@@ -20,8 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     """
     options = Options()
     try:
+        arguments = sys.argv[1:] if argv is None else argv
         # Options.parseOptions is not annotated.
-        options.parseOptions(sys.argv[1:] if argv is None else argv)  # type: ignore[no-untyped-call]
+        options.parseOptions(arguments)  # type: ignore[no-untyped-call]
     except usage.UsageError as error:
         sys.stderr.write(f"taru: {error}\nRun 'taru --help' for the options.\n")
         raise SystemExit(2) from None
