@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 from klein import Klein
 from klein.interfaces import IKleinRequest
 from twisted.internet.defer import CancelledError
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
@@ -30,7 +31,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from taru.arguments import ArgumentError, parse_arguments, substitute
 from taru.config import ArgumentSpec, TaskSpec
 from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
-from taru.output import Output
+from taru.output import STALL_SECONDS, FollowerStalled, Output
 from taru.permissions import Access, NotAuthenticated, UnknownUser, access_for
 from taru.runners import ExitStatus, RunnerError
 from taru.tasks import AlreadyRunning, NoSuchTask, Run, Tasks
@@ -270,13 +271,19 @@ class TaruAPI:
     _log = Logger()
 
     def __init__(
-        self, tasks: Tasks, events: EventBroadcaster, public: str | None
+        self,
+        tasks: Tasks,
+        events: EventBroadcaster,
+        public: str | None,
+        clock: IReactorTime,
     ) -> None:
         """
         @param tasks: the tasks to expose.
         @param events: the broadcaster behind C{/events}.
         @param public: the folder served under C{/}, or L{None}.
+        @param clock: times clients that stop reading output.
         """
+        self.clock = clock
         self.tasks = tasks
         self.events = events
         self.public = public
@@ -432,7 +439,7 @@ class TaruAPI:
     ) -> None:
         self._output_headers(request, spec)
         request.write(b"")
-        follower = output.follow(request, from_start)
+        follower = output.follow(request, from_start, self.clock)
         request.registerProducer(follower, True)
         peer = _peer(request)
         self._log.info(
@@ -441,6 +448,14 @@ class TaruAPI:
         try:
             follower.pump()
             await follower.done
+        except FollowerStalled:
+            self._log.warn(
+                "client {peer} dropped: it took no output of {task} for {seconds}s",
+                peer=peer,
+                task=spec.name,
+                seconds=STALL_SECONDS,
+            )
+            _abort(request)
         finally:
             follower.stop()
             request.unregisterProducer()

@@ -18,7 +18,12 @@ from typing import Protocol
 from urllib.parse import quote
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -27,6 +32,15 @@ CHUNK_SIZE = 64 * 1024
 
 # How many unread bytes an unbuffered run may hold before its task is paused.
 BACKLOG_LIMIT = 1024 * 1024
+
+# How long a follower may take nothing at all before it is dropped.
+STALL_SECONDS = 60.0
+
+
+class FollowerStalled(Exception):
+    """
+    A follower's client took no output for too long and was dropped.
+    """
 
 
 class _Store(Protocol):
@@ -145,24 +159,39 @@ class Follower:
     Copies an output to one consumer, from a given offset, as fast as that
     consumer takes it.
 
+    A follower whose consumer stays paused for L{STALL_SECONDS} is dropped,
+    so that a client that stopped reading can neither hold an unbuffered task
+    nor keep an old spool file open for ever.
+
     @ivar done: fires when the follower has written the whole output, or
-        stopped.
+        stopped; with a L{FollowerStalled} failure when it was dropped.
     """
 
-    def __init__(self, output: Output, consumer: IConsumer, offset: int) -> None:
+    def __init__(
+        self,
+        output: Output,
+        consumer: IConsumer,
+        offset: int,
+        clock: IReactorTime | None = None,
+    ) -> None:
         self._output = output
         self._consumer = consumer
+        self._clock = clock
         self.offset = offset
         self.done: Deferred[None] = Deferred()
         self._paused = False
         self._pumping = False
         self._stopped = False
+        self._stall: IDelayedCall | None = None
 
     def pauseProducing(self) -> None:
         self._paused = True
+        if self._clock is not None and self._stall is None:
+            self._stall = self._clock.callLater(STALL_SECONDS, self._stalled)
 
     def resumeProducing(self) -> None:
         self._paused = False
+        self._cancel_stall()
         self.pump()
 
     def stopProducing(self) -> None:
@@ -172,11 +201,27 @@ class Follower:
         """
         Write nothing more, and let the output forget this follower.
         """
+        self._end(None)
+
+    def _stalled(self) -> None:
+        self._stall = None
+        self._end(FollowerStalled())
+
+    def _cancel_stall(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _end(self, reason: Exception | None) -> None:
         if self._stopped:
             return
         self._stopped = True
+        self._cancel_stall()
         self._output._unfollow(self)
-        self.done.callback(None)
+        if reason is None:
+            self.done.callback(None)
+        else:
+            self.done.errback(reason)
 
     def pump(self) -> None:
         """
@@ -286,17 +331,24 @@ class Output:
         assert self.kept, "an unbuffered output keeps nothing to read back"
         return self.read(0, self.size)
 
-    def follow(self, consumer: IConsumer, from_start: bool) -> Follower:
+    def follow(
+        self,
+        consumer: IConsumer,
+        from_start: bool,
+        clock: IReactorTime | None = None,
+    ) -> Follower:
         """
         Add a follower that writes this output to C{consumer}.
 
         @param from_start: begin at the first byte (only for kept outputs);
             otherwise begin with what the run writes next.
+        @param clock: times how long the consumer takes nothing, to drop it
+            after L{STALL_SECONDS}; without one it is never dropped.
         @return: the follower; the caller registers it as C{consumer}'s
             producer and waits on its C{done}.
         """
         offset = 0 if from_start and self.kept else self.size
-        follower = Follower(self, consumer, offset)
+        follower = Follower(self, consumer, offset, clock)
         self._followers.add(follower)
         return follower
 

@@ -281,6 +281,10 @@ def _spawn(
 class _Run:
     """
     One run's process and output pipe, ended when both are done.
+
+    Once the process has exited, C{on_exit} deals with whatever it left
+    running, and stopping the run only stops reading what those leftovers
+    still write.
     """
 
     def __init__(
@@ -290,11 +294,13 @@ class _Run:
         reader: _PipeReader,
         output: Output,
         on_stop: Callable[[], None],
+        on_exit: Callable[[], None] = lambda: None,
     ) -> None:
         self._clock = clock
         self._reader = reader
         self._output = output
         self._on_stop = on_stop
+        self._on_exit = on_exit
         self._drain: IDelayedCall | None = None
         self._status: ExitStatus | None = None
         self.ended: Deferred[ExitStatus] = Deferred()
@@ -302,10 +308,14 @@ class _Run:
         reader.closed.addCallback(self._output_closed)
 
     def stop(self) -> None:
-        self._on_stop()
+        if self._status is None:
+            self._on_stop()
+        else:
+            self._reader.close()
 
     def _exited(self, status: ExitStatus) -> None:
         self._status = status
+        self._on_exit()
         if self._reader.closed.called:
             self._finish()
         else:
@@ -445,7 +455,7 @@ class DirectRunner:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
             watcher, pid = _spawn(
-                self._reactor, [self._setsid, *argv], environment, write_fd
+                self._reactor, [self._setsid, "--", *argv], environment, write_fd
             )
         except BaseException:
             os.close(read_fd)
@@ -458,20 +468,26 @@ class DirectRunner:
             watcher,
             reader,
             output,
-            lambda: self._stop_group(pid),
+            on_stop=lambda: self._stop_group(pid, self._find_descendants(pid)),
+            on_exit=lambda: self._stop_group(pid, {}),
         )
         run.ended.addCallback(self._forget_group, pid)
         return run
 
-    def _stop_group(self, pgid: int) -> None:
+    def _stop_group(self, pgid: int, descendants: dict[int, int]) -> None:
         """
-        Send SIGTERM to a run's process group and to the descendants of its
-        first process, and SIGKILL after the grace period to whatever is left
-        of them.
+        Send SIGTERM to a run's process group and to the given descendants of
+        its first process, and SIGKILL after the grace period to whatever is
+        left of them.
+
+        This happens on stop, and when the first process exits, for what it
+        left running in its group, as systemd does for a service. While a
+        group has members the kernel does not reuse its number, so the
+        group is only signalled by number while the run is known to hold it.
         """
-        descendants = self._find_descendants(pgid)
         group_alive = _signal_group(pgid, signal.SIGTERM)
-        signal_processes(descendants, signal.SIGTERM)
+        if descendants:
+            signal_processes(descendants, signal.SIGTERM)
         if not (group_alive or descendants) or pgid in self._stopping:
             return
         clock: IReactorTime = self._reactor  # type: ignore[assignment]
@@ -482,7 +498,8 @@ class DirectRunner:
         stopping = self._stopping.pop(pgid)
         if not stopping.group_gone:
             _signal_group(pgid, signal.SIGKILL)
-        signal_processes(stopping.descendants, signal.SIGKILL)
+        if stopping.descendants:
+            signal_processes(stopping.descendants, signal.SIGKILL)
 
     def _forget_group(self, status: ExitStatus, pgid: int) -> ExitStatus:
         """

@@ -216,7 +216,7 @@ class TaruService(MultiService):
             self.events,
             reactor,
         )
-        self.api = TaruAPI(self.tasks, self.events, public)
+        self.api = TaruAPI(self.tasks, self.events, public, reactor)
         self._site = self.api.site()
         self._endpoints: list[tuple[str, IStreamServerEndpoint]] = []
         for description in endpoints:

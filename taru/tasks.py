@@ -50,6 +50,9 @@ class AlreadyRunning(Exception):
         return f"task {self.name!r} is already running"
 
 
+# How much of an Enum source's output is read for values.
+ENUM_SOURCE_LIMIT = 1024 * 1024
+
 NEW = "new"
 RUNNING = "running"
 FINISHED = "finished"
@@ -135,6 +138,7 @@ class Tasks:
         self._run_ids = itertools.count(1)
         self._states: dict[str, TaskState] = {}
         self._retiring: dict[str, TaskState] = {}
+        self._enum_cache: dict[str, tuple[tuple[int, int, bool], list[str]]] = {}
         self.config = config
         self.reconfigure(config)
 
@@ -146,6 +150,7 @@ class Tasks:
         configuration changes or removes them; a removed task's runs are then
         forgotten.
         """
+        self._enum_cache.clear()
         old = {**self._retiring, **self._states}
         self._states = {}
         self._retiring = {}
@@ -181,6 +186,9 @@ class Tasks:
         """
         The values an Enum argument fed by C{source} permits now.
 
+        Only the first L{ENUM_SOURCE_LIMIT} bytes of the output count, and the
+        values are worked out once for each size of the output.
+
         @return: the lines of the source's latest output (without a last,
             unfinished line while it is still running), or L{None} if it has
             not run yet.
@@ -188,10 +196,20 @@ class Tasks:
         state = self._states.get(source)
         if state is None or state.last is None or not state.last.output.kept:
             return None
-        contents = state.last.output.contents()
-        if state.current is not None and not contents.endswith(b"\n"):
+        output = state.last.output
+        size = min(output.size, ENUM_SOURCE_LIMIT)
+        complete = state.current is None and size == output.size
+        key = (state.last.run_id, size, complete)
+        cached = self._enum_cache.get(source)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+
+        contents = output.read(0, size)
+        if not complete and not contents.endswith(b"\n"):
             contents = contents[: contents.rfind(b"\n") + 1]
-        return enum_lines(contents)
+        values = enum_lines(contents)
+        self._enum_cache[source] = (key, values)
+        return values
 
     def start(self, name: str, argv: tuple[str, ...], user: str | None) -> Run:
         """

@@ -116,7 +116,7 @@ class APITestCase(SynchronousTestCase):
             self.events,
             self.clock,
         )
-        self.api = TaruAPI(self.tasks, self.events, self.public)
+        self.api = TaruAPI(self.tasks, self.events, self.public, self.clock)
         self.stub = StubTreq(self.api.app.resource())
         # StubTreq makes a Site of its own: give it the request class that
         # TaruAPI.site() gives the real one.

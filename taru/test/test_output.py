@@ -10,11 +10,20 @@ import stat
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from taru.output import BACKLOG_LIMIT, CHUNK_SIZE, Follower, Output, Spool
+from taru.output import (
+    BACKLOG_LIMIT,
+    CHUNK_SIZE,
+    STALL_SECONDS,
+    Follower,
+    FollowerStalled,
+    Output,
+    Spool,
+)
 from taru.test.fakes import RecordingProducer, ThrottledConsumer
 
 # Bytes that are not text: NUL, invalid UTF-8, a lone continuation byte, CR
@@ -494,6 +503,65 @@ class UnbufferedOutputTests(SynchronousTestCase):
 
         self.successResultOf(follower.done)
         self.assertEqual(consumer.value(), b"")
+
+
+class StallTests(SynchronousTestCase):
+    """
+    A follower whose client takes nothing for too long is dropped.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.source = RecordingProducer()
+        self.output = Output.unbuffered()
+        self.output.attach_source(self.source)
+
+    def test_dropped_after_stall(self) -> None:
+        """
+        A follower paused for L{STALL_SECONDS} fails with L{FollowerStalled},
+        and the task it held back is let go.
+        """
+        follower = self.output.follow(StringTransport(), False, self.clock)
+        follower.pauseProducing()
+        self.output.append(b"x" * (BACKLOG_LIMIT + 1))
+        self.assertEqual(self.source.calls, ["pause"])
+
+        self.clock.advance(STALL_SECONDS)
+
+        self.failureResultOf(follower.done, FollowerStalled)
+        self.assertEqual(self.output.follower_count, 0)
+        self.assertEqual(self.source.calls, ["pause", "resume"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_kept_while_reading(self) -> None:
+        """
+        A follower that resumes within the limit is kept, and the clock starts
+        again at its next pause.
+        """
+        consumer = StringTransport()
+        follower = self.output.follow(consumer, False, self.clock)
+        follower.pauseProducing()
+        self.clock.advance(STALL_SECONDS - 1)
+
+        follower.resumeProducing()
+        follower.pauseProducing()
+        self.clock.advance(STALL_SECONDS - 1)
+
+        self.assertNoResult(follower.done)
+        follower.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_without_clock_never_dropped(self) -> None:
+        """
+        Without a clock, a paused follower is kept however long it waits.
+        """
+        follower = self.output.follow(StringTransport(), False)
+
+        follower.pauseProducing()
+
+        self.assertNoResult(follower.done)
+        self.assertEqual(self.output.follower_count, 1)
+        follower.stop()
 
 
 class ReleaseTests(SynchronousTestCase):

@@ -83,6 +83,7 @@ class SpawnedProcess:
     env: dict[str, str] | None
     child_fds: dict[int, object]
     transport: FakeProcessTransport
+    ended: set[int]
     output_fd: int | None = None
 
     def write(self, data: bytes) -> None:
@@ -104,6 +105,7 @@ class SpawnedProcess:
         """
         Report the process's end to its protocol.
         """
+        self.ended.add(self.transport.pid)
         self.protocol.processEnded(Failure(reason))
 
 
@@ -123,6 +125,7 @@ class ProcessReactor(MemoryReactorClock):
         self.spawned: list[SpawnedProcess] = []
         self.every_reader: list[Any] = []
         self.refusal: OSError | None = None
+        self.ended: set[int] = set()
         self._next_pid = 4200
 
     def addReader(self, reader: Any) -> None:
@@ -154,6 +157,7 @@ class ProcessReactor(MemoryReactorClock):
             env=env,
             child_fds=child_fds,
             transport=transport,
+            ended=self.ended,
             output_fd=os.dup(output_fd) if isinstance(output_fd, int) else None,
         )
         self.spawned.append(spawned)
@@ -174,19 +178,25 @@ class ProcessReactor(MemoryReactorClock):
 class GroupSignals:
     """
     Stands in for C{os.killpg}: records each signal, and fails for groups
-    that are gone.
+    that are gone. A group whose first process has ended is gone, unless the
+    test left processes in it.
 
     @ivar sent: C{(process group, signal)} pairs, in order.
+    @ivar ended: processes that have ended.
     @ivar gone: groups that no longer exist.
+    @ivar leftovers: groups that still have members after their first
+        process ended.
     @ivar forbidden: groups signalling is not permitted for.
     """
 
+    ended: set[int]
     sent: list[tuple[int, int]] = field(factory=list)
     gone: set[int] = field(factory=set)
+    leftovers: set[int] = field(factory=set)
     forbidden: set[int] = field(factory=set)
 
     def killpg(self, pgid: int, signal_number: int) -> None:
-        if pgid in self.gone:
+        if pgid in self.gone or (pgid in self.ended and pgid not in self.leftovers):
             raise ProcessLookupError(errno.ESRCH, "No such process")
         if pgid in self.forbidden:
             raise PermissionError(errno.EPERM, "Operation not permitted")
@@ -565,7 +575,7 @@ class RunnerTestMixin:
         self.reactor = ProcessReactor()
         testcase.addCleanup(self.reactor.close_everything)
         testcase.addCleanup(self.assert_no_delayed_calls, testcase)
-        self.signals = GroupSignals()
+        self.signals = GroupSignals(ended=self.reactor.ended)
         testcase.patch(os, "killpg", self.signals.killpg)
 
     def assert_no_delayed_calls(self, testcase: SynchronousTestCase) -> None:
@@ -623,7 +633,7 @@ class DirectRunnerTests(RunnerTestMixin, SynchronousTestCase):
 
         [spawned] = self.reactor.spawned
         self.assertEqual(spawned.executable, SETSID)
-        self.assertEqual(spawned.args, [SETSID, "ping", "-c1", "example.org"])
+        self.assertEqual(spawned.args, [SETSID, "--", "ping", "-c1", "example.org"])
 
     def test_output_and_errors_share_one_pipe(self) -> None:
         """
@@ -898,6 +908,7 @@ class DirectRunnerTests(RunnerTestMixin, SynchronousTestCase):
         """
         run, spawned, output = self.start()
         pid = spawned.transport.pid
+        self.signals.leftovers.add(pid)
         run.stop()
 
         spawned.close_output()
@@ -907,6 +918,41 @@ class DirectRunnerTests(RunnerTestMixin, SynchronousTestCase):
 
         self.assertEqual(self.signals.sent[0], (pid, signal.SIGTERM))
         self.assertEqual(self.signals.sent[-1], (pid, signal.SIGKILL))
+
+    def test_leftovers_stopped_when_the_task_exits(self) -> None:
+        """
+        When the task's first process exits, what it left running in its
+        process group gets SIGTERM, and SIGKILL after the grace period, as
+        systemd does for a service; the run ends once they are gone.
+        """
+        run, spawned, output = self.start()
+        pid = spawned.transport.pid
+        self.signals.leftovers.add(pid)
+
+        spawned.end(ProcessDone(0))
+        self.assertEqual(self.signals.sent, [(pid, signal.SIGTERM)])
+        spawned.close_output()
+        pump_pipe(self.reactor, output)
+        self.reactor.advance(STOP_GRACE_SECONDS)
+
+        self.assertEqual(self.signals.sent[-1], (pid, signal.SIGKILL))
+        self.assertEqual(self.successResultOf(run.ended), ExitStatus(exit_code=0))
+
+    def test_stop_after_exit_ends_the_run(self) -> None:
+        """
+        Stopping a run whose process has exited but whose output is still
+        held open ends it at once, and signals nothing by number again.
+        """
+        run, spawned, _ = self.start()
+        pid = spawned.transport.pid
+        spawned.end(ProcessDone(0))
+        sent_before = list(self.signals.sent)
+
+        run.stop()
+
+        self.assertEqual(self.successResultOf(run.ended), ExitStatus(exit_code=0))
+        self.assertEqual(self.signals.sent, sent_before)
+        self.assertNotIn((pid, signal.SIGTERM), self.signals.sent)
 
     def test_stop_reaches_descendants_outside_the_group(self) -> None:
         """

@@ -17,7 +17,15 @@ from taru.config import Config, TaskSpec
 from taru.events import IEventSink
 from taru.output import Output, Spool
 from taru.runners import ExitStatus, IRunner, IRunningTask, RunnerError
-from taru.tasks import FINISHED, NEW, RUNNING, AlreadyRunning, NoSuchTask, Tasks
+from taru.tasks import (
+    ENUM_SOURCE_LIMIT,
+    FINISHED,
+    NEW,
+    RUNNING,
+    AlreadyRunning,
+    NoSuchTask,
+    Tasks,
+)
 from taru.test.fakes import FakeRunner, FakeRunningTask, RecordingEventSink
 
 ARGV = ("echo", "hello")
@@ -598,6 +606,41 @@ class EnumValuesTests(TasksTestCase):
         running.end(0)
 
         self.assertEqual(self.tasks.enum_values("hosts"), ["alpha", "beta", "gamma"])
+
+    def test_only_the_start_of_a_long_output(self) -> None:
+        """
+        Only the first L{ENUM_SOURCE_LIMIT} bytes give values, and a line cut
+        there is not one.
+        """
+        running = self.start("hosts")
+        line = b"x" * 99 + b"\n"
+        running.write(line * (ENUM_SOURCE_LIMIT // len(line) + 1) + b"late\n")
+        running.end(0)
+
+        values = self.tasks.enum_values("hosts")
+
+        assert values is not None
+        self.assertEqual(len(values), ENUM_SOURCE_LIMIT // len(line))
+        self.assertNotIn("late", values)
+
+    def test_read_once_per_size(self) -> None:
+        """
+        The output is read once for each size it has: asking again without
+        new output reads nothing.
+        """
+        running = self.start("hosts")
+        running.write(b"alpha\n")
+        running.end(0)
+        output = self.tasks.get("hosts").last.output
+        reads = []
+        original = output.read
+        self.patch(output, "read", lambda *a: reads.append(a) or original(*a))
+
+        first = self.tasks.enum_values("hosts")
+        second = self.tasks.enum_values("hosts")
+
+        self.assertEqual((first, second), (["alpha"], ["alpha"]))
+        self.assertEqual(len(reads), 1)
 
     def test_unfinished_line_ignored_while_running(self) -> None:
         """
