@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any, NoReturn
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
 from klein import Klein
 from klein.interfaces import IKleinRequest
@@ -134,19 +134,29 @@ def _query(request: Request) -> dict[str, list[str]]:
 
 def _json_values(body: bytes) -> dict[str, list[str]]:
     try:
-        document = json.loads(body)
-    except ValueError:
-        raise BadRequest("the request body is not valid JSON") from None
-    if not isinstance(document, dict):
+        document = json.loads(body.decode("utf-8"), object_pairs_hook=_pairs)
+    except (ValueError, RecursionError):
+        raise BadRequest("the request body is not valid UTF-8 JSON") from None
+    if not isinstance(document, _Pairs):
         raise BadRequest("a JSON request body must be an object of argument values")
-    values = {}
-    for name, value in document.items():
+    values: dict[str, list[str]] = {}
+    for name, value in document:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise ArgumentError(
                 f"argument {name!r} must be given as a string or a whole number"
             )
-        values[name] = [str(value)]
+        values.setdefault(name, []).append(str(value))
     return values
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """
+    A JSON object's members in order, repeated names included.
+    """
+
+
+def _pairs(members: list[tuple[str, Any]]) -> _Pairs:
+    return _Pairs(members)
 
 
 def given_arguments(request: Request, reserved: frozenset[str]) -> dict[str, list[str]]:
@@ -252,8 +262,53 @@ class _NoListingFile(File):
 
 class TaruRequest(server.Request):
     """
-    A request whose every response tells browsers not to guess content types.
+    A request whose every response tells browsers not to guess content types,
+    and whose body may hold at most L{MAX_BODY_BYTES}: a larger one is refused
+    with 413 as soon as its size is known, before it is stored anywhere.
     """
+
+    _body_bytes = 0
+    _body_refused = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        # Taru reads bodies itself; Twisted's own form parsing would answer
+        # some bodies with a bare 400.
+        self._parsePOSTFormSubmission = False
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > MAX_BODY_BYTES:
+            self._refuse_body()
+            return
+        super().gotLength(length)  # type: ignore[no-untyped-call]  # not annotated
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._body_refused:
+            return
+        self._body_bytes += len(data)
+        if self._body_bytes > MAX_BODY_BYTES:
+            self._refuse_body()
+            return
+        super().handleContentChunk(data)  # type: ignore[no-untyped-call]
+
+    def _refuse_body(self) -> None:
+        """
+        Answer 413 at once and close the connection, without reading the rest
+        of the body.
+        """
+        self._body_refused = True
+        message = f"the request body is larger than {MAX_BODY_BYTES} bytes\n"
+        body = message.encode("ascii")
+        transport = self.channel.transport
+        assert transport is not None
+        transport.write(
+            b"HTTP/1.1 413 Content Too Large\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"X-Content-Type-Options: nosniff\r\n"
+            b"Connection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        transport.loseConnection()
 
     def process(self) -> None:
         # Request's own methods are not annotated.
@@ -528,6 +583,6 @@ class TaruAPI:
         """
         if request.method not in (b"GET", b"HEAD"):
             _refuse_method(request)
-        if self.public is None:
+        if self.public is None or b"\0" in unquote_to_bytes(request.path):
             raise NoSuchPage()
         return _NoListingFile(self.public)

@@ -17,6 +17,9 @@ from taru.config import ArgumentSpec, TaskSpec
 INT_MIN = -(2**31)
 INT_MAX = 2**31 - 1
 
+# The most characters a 32-bit signed decimal takes: a sign and ten digits.
+INT_DIGITS = 11
+
 _CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
@@ -77,16 +80,24 @@ def enum_lines(output: bytes) -> list[str]:
 def _check_value(argument: ArgumentSpec, value: str, lines_of: EnumLines) -> str:
     if "\0" in value:
         raise ArgumentError(f"argument {argument.name!r} must not contain NUL")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArgumentError(
+            f"argument {argument.name!r} must be text (it holds a lone surrogate)"
+        ) from None
     if argument.datatype == "Int":
         if not _CANONICAL_INT.fullmatch(value) or value == "-0":
             raise ArgumentError(
                 f"argument {argument.name!r} must be a whole number"
                 f" written in decimal, not {value!r}"
             )
-        if not INT_MIN <= int(value) <= INT_MAX:
+        # Length first: Python refuses to convert very long digit strings.
+        if len(value) > INT_DIGITS or not INT_MIN <= int(value) <= INT_MAX:
+            shown = value if len(value) <= 20 else f"a number of {len(value)} digits"
             raise ArgumentError(
                 f"argument {argument.name!r} must be between {INT_MIN}"
-                f" and {INT_MAX}, not {value}"
+                f" and {INT_MAX}, not {shown}"
             )
     elif argument.datatype == "Enum":
         assert argument.enum_source is not None

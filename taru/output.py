@@ -148,6 +148,8 @@ class Spool:
         """
         path = self.path_for(task)
         partial = f"{path}.partial"
+        # Someone may have removed the folder since Taru started.
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
         fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         os.replace(partial, path)
         return Output(SpoolStore(fd), kept=True)

@@ -13,7 +13,10 @@ from typing import Any
 import treq
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IResponse
 from zope.interface.verify import verifyObject
@@ -506,6 +509,78 @@ class ArgumentTests(APITestCase):
 
         self.assertEqual(response.code, 200)
         self.assertEqual(self.runner.calls[0].argv, ("seq", "3"))
+
+    def test_very_long_int(self) -> None:
+        """
+        An Int of thousands of digits is refused as out of range, not a
+        server error.
+        """
+        response = self.post("/api/v1/task/count?n=1" + "0" * 5000)
+
+        self.assertIn("must be between", self.error_text(response, 400))
+        self.assertEqual(self.runner.calls, [])
+
+    def test_json_lone_surrogate(self) -> None:
+        """
+        A JSON string holding a lone surrogate is not text: refused.
+        """
+        response = self.post(
+            "/api/v1/task/say",
+            data=b'{"words": "\\udcff"}',
+            headers={"content-type": "application/json"},
+        )
+
+        self.assertIn("lone surrogate", self.error_text(response, 400))
+        self.assertEqual(self.runner.calls, [])
+
+    def test_json_repeated_argument(self) -> None:
+        """
+        An argument named twice in a JSON object is refused, as in a query.
+        """
+        response = self.post(
+            "/api/v1/task/count",
+            data=b'{"n": "1", "n": "2"}',
+            headers={"content-type": "application/json"},
+        )
+
+        self.assertIn("more than once", self.error_text(response, 400))
+        self.assertEqual(self.runner.calls, [])
+
+    def test_json_not_utf8(self) -> None:
+        """
+        A JSON body in another encoding than UTF-8 is refused.
+        """
+        response = self.post(
+            "/api/v1/task/count",
+            data='{"n": "1"}'.encode("utf-16"),
+            headers={"content-type": "application/json"},
+        )
+
+        self.assertIn("UTF-8 JSON", self.error_text(response, 400))
+
+    def test_json_too_deep(self) -> None:
+        """
+        JSON nested deeper than the parser goes is refused, not a server error.
+        """
+        response = self.post(
+            "/api/v1/task/count",
+            data=b"[" * 30000,
+            headers={"content-type": "application/json"},
+        )
+
+        self.error_text(response, 400)
+
+    def test_multipart_body(self) -> None:
+        """
+        A multipart body gets 415 in plain text, like any other unread type.
+        """
+        response = self.post(
+            "/api/v1/task/count",
+            data=b"--x\r\nContent-Disposition: form-data; name=n\r\n\r\n1\r\n--x--\r\n",
+            headers={"content-type": "multipart/form-data; boundary=x"},
+        )
+
+        self.error_text(response, 415)
 
     def test_from_form_body(self) -> None:
         """
@@ -1391,6 +1466,12 @@ class PublicFolderTests(APITestCase):
         """
         self.error_text(self.get("/missing.js"), 404)
 
+    def test_nul_in_path(self) -> None:
+        """
+        A path holding an encoded NUL gets 404, not a server error.
+        """
+        self.error_text(self.get("/index.html%00"), 404)
+
     def test_unknown_api_path(self) -> None:
         """
         An unknown API address gets 404 in plain text even with a folder
@@ -1406,3 +1487,57 @@ class PublicFolderTests(APITestCase):
 
         self.assertEqual(response.code, 404)
         self.assertNotIn(b"index.html", self.body(response))
+
+
+class BodyLimitTests(SynchronousTestCase):
+    """
+    L{TaruRequest} refuses a body larger than L{MAX_BODY_BYTES} as soon as it
+    knows, without storing it.
+    """
+
+    def setUp(self) -> None:
+        self.runner = FakeRunner()
+        clock = Clock()
+        events = EventBroadcaster(clock)
+        tasks = Tasks(
+            parse_config(OPEN_CONFIG), self.runner, Spool(self.mktemp()), events, clock
+        )
+        self.site = TaruAPI(tasks, events, None, clock).site()
+        self.transport = StringTransport()
+        self.channel = self.site.buildProtocol(None)
+        self.channel.makeConnection(self.transport)
+        self.addCleanup(self.channel.connectionLost, Failure(ConnectionDone()))
+
+    def test_declared_length(self) -> None:
+        """
+        A C{Content-Length} over the limit gets 413 and the connection closes
+        before any of the body is read.
+        """
+        self.channel.dataReceived(
+            b"POST /api/v1/task/greet HTTP/1.1\r\nHost: taru\r\n"
+            b"Content-Length: 4000000000\r\n\r\n"
+        )
+
+        response = self.transport.value()
+        self.assertTrue(response.startswith(b"HTTP/1.1 413 "), response)
+        self.assertTrue(response.endswith(b"larger than 65536 bytes\n"), response)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.runner.started, [])
+
+    def test_chunked_body(self) -> None:
+        """
+        A chunked body gets 413 once it passes the limit, and what follows is
+        not kept.
+        """
+        self.channel.dataReceived(
+            b"POST /api/v1/task/greet HTTP/1.1\r\nHost: taru\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"8000\r\n" + b"a" * 0x8000 + b"\r\n"
+
+        for _ in range(4):
+            self.channel.dataReceived(chunk)
+
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 413 "))
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.runner.started, [])

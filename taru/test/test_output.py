@@ -651,6 +651,18 @@ class SpoolTests(SynchronousTestCase):
         self.addCleanup(discard, output)
         return output
 
+    def test_folder_removed_while_running(self) -> None:
+        """
+        A spool folder removed after start-up is made again for the next run.
+        """
+        os.rmdir(self.directory)
+
+        output = self.create("hosts")
+        output.append(b"alpha\n")
+
+        self.assertEqual(output.contents(), b"alpha\n")
+        self.assertTrue(os.path.isfile(self.spool.path_for("hosts")))
+
     def test_creates_private_folder(self) -> None:
         """
         A missing spool folder is created, readable by its owner only.

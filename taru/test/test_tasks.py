@@ -631,10 +631,17 @@ class EnumValuesTests(TasksTestCase):
         running = self.start("hosts")
         running.write(b"alpha\n")
         running.end(0)
-        output = self.tasks.get("hosts").last.output
-        reads = []
+        last = self.tasks.get("hosts").last
+        assert last is not None
+        output = last.output
+        reads: list[tuple[int, int]] = []
         original = output.read
-        self.patch(output, "read", lambda *a: reads.append(a) or original(*a))
+
+        def read(offset: int, limit: int) -> bytes:
+            reads.append((offset, limit))
+            return original(offset, limit)
+
+        self.patch(output, "read", read)
 
         first = self.tasks.enum_values("hosts")
         second = self.tasks.enum_values("hosts")
