@@ -80,6 +80,10 @@ async function run(task, parameters, error) {
     error.textContent = await response.text();
     return;
   }
+  if (task.meta && task.meta.download) {
+    save(await response.blob(), response.headers.get("content-disposition"), task.name);
+    return;
+  }
   const output = document.getElementById("output");
   document.getElementById("output-task").textContent = task.name;
   output.textContent = "";
@@ -91,6 +95,18 @@ async function run(task, parameters, error) {
     output.append(decoder.decode(value, { stream: true }));
     output.scrollTop = output.scrollHeight;
   }
+}
+
+// Save a downloaded output under the name its content-disposition gives.
+function save(blob, disposition, fallback) {
+  const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition || "");
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = match ? decodeURIComponent(match[1]) : `${fallback}.txt`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
 
 function listen() {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
 from klein import Klein
@@ -28,7 +28,7 @@ from twisted.web.server import Request
 from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from taru.arguments import ArgumentError, parse_arguments, substitute
+from taru.arguments import ArgumentError, EnumNotReady, parse_arguments, substitute
 from taru.config import ArgumentSpec, TaskSpec
 from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
 from taru.output import STALL_SECONDS, FollowerStalled, Output
@@ -192,13 +192,11 @@ def given_arguments(request: Request, reserved: frozenset[str]) -> dict[str, lis
     return given
 
 
-def _refuse_method(request: Request) -> NoReturn:
+def _methods_elsewhere(request: Request) -> list[str]:
     """
-    Refuse a request whose method nothing here takes: with 405 where another
-    route takes the same address with other methods, with 404 elsewhere.
-
-    @raise MethodNotAllowed: naming the methods the address takes.
-    @raise NoSuchPage: when no route takes the address.
+    The methods that routes other than the web interface take at the
+    request's address; the request reached the web interface because its own
+    method is not among them.
     """
     mapper = IKleinRequest(request).mapper
     allowed = []
@@ -209,9 +207,7 @@ def _refuse_method(request: Request) -> NoReturn:
             continue
         if not rule.endpoint.startswith("web_interface"):
             allowed.append(method)
-    if allowed:
-        raise MethodNotAllowed(valid_methods=allowed)
-    raise NoSuchPage()
+    return allowed
 
 
 def _peer(request: Request) -> str:
@@ -367,9 +363,16 @@ class TaruAPI:
 
     def _start(self, request: Request, access: Access, spec: TaskSpec) -> Run:
         reserved = frozenset({"check"}) - {argument.name for argument in spec.arguments}
-        values = parse_arguments(
-            spec, given_arguments(request, reserved), self.tasks.enum_values
-        )
+        given = given_arguments(request, reserved)
+        try:
+            values = parse_arguments(spec, given, self.tasks.enum_values)
+        except EnumNotReady as not_ready:
+            if access.can_view_status(not_ready.source):
+                raise
+            raise ArgumentError(
+                f"argument {not_ready.argument!r} is not ready: the task its"
+                " values come from has not run yet"
+            ) from None
         return self.tasks.start(
             spec.name, substitute(spec.command, values), access.user
         )
@@ -413,7 +416,7 @@ class TaruAPI:
                 "can_run": can_run,
                 "can_view_output": access.can_view_output(name),
                 "arguments": [
-                    self._describe_argument(argument, can_run)
+                    self._describe_argument(argument, access, can_run)
                     for argument in state.spec.arguments
                 ],
             }
@@ -422,14 +425,20 @@ class TaruAPI:
         return json.dumps(listing).encode("utf-8")
 
     def _describe_argument(
-        self, argument: ArgumentSpec, can_run: bool
+        self, argument: ArgumentSpec, access: Access, can_run: bool
     ) -> dict[str, Any]:
+        """
+        An argument's definition for a form: its name and type; for an Enum,
+        its values for those who may run the task, and its source task for
+        those who may see that task.
+        """
         described: dict[str, Any] = {
             "name": argument.name,
             "datatype": argument.datatype,
         }
         if argument.enum_source is not None:
-            described["enum_source"] = argument.enum_source
+            if access.can_view_status(argument.enum_source):
+                described["enum_source"] = argument.enum_source
             if can_run:
                 described["values"] = self.tasks.enum_values(argument.enum_source)
         return described
@@ -535,7 +544,9 @@ class TaruAPI:
         """
         access = self._access(request)
         spec = self._allowed(access, name, Access.can_run, Access.can_view_status)
-        check = _check_wanted(request)
+        # An argument named "check" takes the value, and the flag is unset.
+        takes_check = any(argument.name == "check" for argument in spec.arguments)
+        check = not takes_check and _check_wanted(request)
         self._start(request, access, spec)
         return _status_body(request, await self.tasks.wait(name), check)
 
@@ -578,11 +589,15 @@ class TaruAPI:
     @app.route("/", branch=True)
     def web_interface(self, request: Request) -> Resource:
         """
-        The static web interface, when a public folder is configured; and a
-        404 for every other address, whatever the method.
+        The static web interface, when a public folder is configured. Every
+        request no other route takes comes here: 405 where another route
+        takes the address with other methods, 404 where none does.
         """
-        if request.method not in (b"GET", b"HEAD"):
-            _refuse_method(request)
-        if self.public is None or b"\0" in unquote_to_bytes(request.path):
+        allowed = _methods_elsewhere(request)
+        if allowed:
+            raise MethodNotAllowed(valid_methods=allowed)
+        if request.method not in (b"GET", b"HEAD") or self.public is None:
+            raise NoSuchPage()
+        if b"\0" in unquote_to_bytes(request.path):
             raise NoSuchPage()
         return _NoListingFile(self.public)

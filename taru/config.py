@@ -20,13 +20,28 @@ from attrs import frozen
 
 DATATYPES = ("Int", "String", "Enum")
 
-# The shortest heartbeat interval, in seconds.
+# The shortest and the longest heartbeat intervals, in seconds.
 MIN_HEARTBEAT = 0.1
+MAX_HEARTBEAT = 86400
 
 _TASK_KEYS = frozenset({"command", "buffered", "headers", "meta", "arguments"})
 _ARGUMENT_KEYS = frozenset({"name", "datatype", "enum_source"})
 _PERMISSIONS = ("can_run", "can_view_status", "can_view_output")
 _TOP_KEYS = frozenset({"heartbeat", "tasks", "users"})
+
+# Headers that frame the HTTP response or that Taru always sets.
+_RESERVED_HEADERS = frozenset(
+    {
+        "connection",
+        "content-length",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "x-content-type-options",
+    }
+)
 
 _ARGUMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -172,7 +187,13 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any
 
 
 def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
-    value = _SourcedInt(yaml.SafeLoader.construct_yaml_int(loader, node))
+    try:
+        number = yaml.SafeLoader.construct_yaml_int(loader, node)
+    except ValueError:
+        raise yaml.constructor.ConstructorError(
+            None, None, "a number too long to read; quote it", node.start_mark
+        ) from None
+    value = _SourcedInt(number)
     value.source = str(node.value)
     return value
 
@@ -302,6 +323,10 @@ def _parse_headers(value: object, where: str) -> tuple[tuple[str, str], ...]:
         here = _join(where, name)
         if not _HEADER_NAME.fullmatch(name):
             raise ConfigError(here, "is not a valid HTTP header name")
+        if name.lower() in _RESERVED_HEADERS:
+            raise ConfigError(
+                here, "is set by Taru itself, for every response, and cannot be set"
+            )
         if isinstance(header_value, (_SourcedInt, _SourcedFloat)):
             header_value = header_value.source
         text = _string(header_value, here)
@@ -423,6 +448,8 @@ def _parse_task(name: str, value: object) -> TaskSpec:
 
 
 def _parse_user(name: str, value: object, tasks: Mapping[str, TaskSpec]) -> UserSpec:
+    if not name:
+        raise ConfigError("users", "a user's name must not be empty")
     where = f"users.{name}"
     fields = _mapping({} if value is None else value, where)
     _no_unknown_keys(fields, frozenset(_PERMISSIONS), where)
@@ -449,9 +476,10 @@ def _parse_heartbeat(value: object) -> float | None:
         raise ConfigError(
             "heartbeat", f"must be a number of seconds, not {_describe(value)}"
         )
-    if not math.isfinite(value) or value < MIN_HEARTBEAT:
+    if not MIN_HEARTBEAT <= value <= MAX_HEARTBEAT:
         raise ConfigError(
-            "heartbeat", f"must be a number of seconds, at least {MIN_HEARTBEAT}"
+            "heartbeat",
+            f"must be a number of seconds from {MIN_HEARTBEAT} to {MAX_HEARTBEAT}",
         )
     return float(value)
 
@@ -492,6 +520,10 @@ def parse_config(text: str | bytes, source: str = "<config>") -> Config:
                 continue
             here = f"tasks.{task.name}.arguments[{index}].enum_source"
             source_task = tasks.get(argument.enum_source)
+            if source_task is task:
+                raise ConfigError(
+                    here, "a task cannot take its values from its own output"
+                )
             if source_task is None:
                 raise ConfigError(here, f"no task named {argument.enum_source!r}")
             if not source_task.buffered:

@@ -1541,3 +1541,84 @@ class BodyLimitTests(SynchronousTestCase):
         self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 413 "))
         self.assertTrue(self.transport.disconnecting)
         self.assertEqual(self.runner.started, [])
+
+
+HIDDEN_SOURCE_CONFIG = """
+tasks:
+  hosts:
+    command: [cat, hosts]
+  ping:
+    command: [ping, $host]
+    arguments:
+    - name: host
+      datatype: Enum
+      enum_source: hosts
+  checked:
+    command: [test, $check]
+    arguments:
+    - name: check
+      datatype: String
+users:
+  root:
+    can_run: [ping, checked]
+    can_view_status: [ping, checked]
+    can_view_output: [ping]
+"""
+
+
+class HiddenSourceTests(APITestCase):
+    """
+    A task a user may not see is not named to them, even as an Enum source.
+    """
+
+    config_text = HIDDEN_SOURCE_CONFIG
+
+    def test_listing_omits_hidden_source(self) -> None:
+        """
+        The listing gives the Enum's values but not the name of a source task
+        the user may not see.
+        """
+        listing = json.loads(self.body(self.get("/api/v1/tasks", "root")))
+
+        self.assertEqual(
+            listing["ping"]["arguments"],
+            [{"name": "host", "datatype": "Enum", "values": None}],
+        )
+
+    def test_not_ready_without_naming_hidden_source(self) -> None:
+        """
+        Before a hidden source has run, the error says so without naming it.
+        """
+        response = self.post("/api/v1/task/ping?host=a", "root")
+
+        message = self.error_text(response, 400)
+        self.assertIn("not ready", message)
+        self.assertNotIn("hosts", message)
+
+    def test_check_argument_takes_the_value(self) -> None:
+        """
+        For a task with an argument named C{check}, C{?check=true} is that
+        argument's value, and the status flag stays unset.
+        """
+        answer = self.request("POST", "/api/v1/task/checked/status?check=true", "root")
+        self.started().end(1)
+        self.stub.flush()
+
+        response = self.successResultOf(answer)
+        self.assertEqual((response.code, self.body(response)), (200, b"1"))
+        self.assertEqual(self.runner.calls[0].argv, ("test", "true"))
+
+
+class MethodTests(APITestCase):
+    """
+    A method an address does not take gets 405 naming the ones it does.
+    """
+
+    def test_get_on_start(self) -> None:
+        """
+        GET on the address that starts a task gets 405 with Allow: POST.
+        """
+        response = self.get("/api/v1/task/greet")
+
+        self.error_text(response, 405)
+        self.assertEqual(self.header(response, "allow"), "POST")

@@ -979,6 +979,34 @@ class HeaderTests(ConfigTestCase):
         )
 
 
+class ReservedHeaderTests(ConfigTestCase):
+    """
+    A task may not set the headers that frame a response, nor nosniff.
+    """
+
+    def test_framing_headers(self) -> None:
+        """
+        Content-Length, Transfer-Encoding and the like are refused, in any
+        case.
+        """
+        for name in ("Content-Length", "transfer-encoding", "Connection", "TE"):
+            self.assert_config_error(
+                f"tasks: {{t: {{command: [x], headers: {{{name}: '1'}}}}}}",
+                f"tasks.t.headers.{name}: is set by Taru itself, for every response,"
+                " and cannot be set",
+            )
+
+    def test_nosniff(self) -> None:
+        """
+        X-Content-Type-Options cannot be weakened by a task.
+        """
+        self.assert_config_error(
+            "tasks: {t: {command: [x], headers: {x-content-type-options: nope}}}",
+            "tasks.t.headers.x-content-type-options: is set by Taru itself, for"
+            " every response, and cannot be set",
+        )
+
+
 class MetaTests(ConfigTestCase):
     """
     C{meta} passes through as JSON.
@@ -1196,6 +1224,40 @@ class EmptyValueTests(ConfigTestCase):
         )
 
         self.assertEqual(config.tasks["t"], TaskSpec(name="t", command=("x",)))
+
+
+class SelfReferenceTests(ConfigTestCase):
+    """
+    Definitions that could never be used are refused.
+    """
+
+    def test_enum_from_itself(self) -> None:
+        """
+        An Enum fed by its own task could never run: refused.
+        """
+        self.assert_config_error(
+            """
+            tasks:
+              pick:
+                command: [echo, $v]
+                arguments: [{name: v, datatype: Enum, enum_source: pick}]
+            """,
+            "tasks.pick.arguments[0].enum_source: a task cannot take its values"
+            " from its own output",
+        )
+
+    def test_empty_user_name(self) -> None:
+        """
+        A user named by the empty string could never be named by a request.
+        """
+        self.assert_config_error(
+            """
+            tasks: {t: {command: [x]}}
+            users:
+              "": {can_run: [], can_view_status: [], can_view_output: []}
+            """,
+            "users: a user's name must not be empty",
+        )
 
 
 class TaskNameTests(ConfigTestCase):
@@ -1478,7 +1540,8 @@ class HeartbeatTests(ConfigTestCase):
 
     def test_not_positive(self) -> None:
         """
-        Zero, negative, too short and non-finite heartbeats are refused.
+        Zero, negative, too short, too long and non-finite heartbeats are
+        refused, however large.
         """
         messages = {
             written: str(
@@ -1486,15 +1549,34 @@ class HeartbeatTests(ConfigTestCase):
                     ConfigError, parse_config, f"heartbeat: {written}\ntasks: {{}}"
                 )
             )
-            for written in ("0", "0.0", "0.05", "-1", "-0.5", ".inf", ".nan")
+            for written in (
+                "0",
+                "0.0",
+                "0.05",
+                "-1",
+                "-0.5",
+                ".inf",
+                ".nan",
+                "1" + "0" * 400,
+            )
         }
 
         self.assertEqual(
             messages,
             dict.fromkeys(
-                ("0", "0.0", "0.05", "-1", "-0.5", ".inf", ".nan"),
-                "heartbeat: must be a number of seconds, at least 0.1",
+                ("0", "0.0", "0.05", "-1", "-0.5", ".inf", ".nan", "1" + "0" * 400),
+                "heartbeat: must be a number of seconds from 0.1 to 86400",
             ),
+        )
+
+    def test_number_too_long_to_read(self) -> None:
+        """
+        A number of thousands of digits is refused with its line, not a
+        crash.
+        """
+        self.assert_config_error(
+            "tasks:\n  t: {command: [echo, " + "9" * 5000 + "]}\n",
+            "<config>, line 2: invalid YAML: a number too long to read; quote it",
         )
 
     def test_string(self) -> None:
