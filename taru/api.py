@@ -31,7 +31,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from taru.arguments import ArgumentError, EnumNotReady, parse_arguments, substitute
 from taru.config import ArgumentSpec, TaskSpec
 from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
-from taru.output import STALL_SECONDS, FollowerStalled, Output
+from taru.output import STALL_SECONDS, Follower, FollowerStalled, Output
 from taru.permissions import Access, NotAuthenticated, UnknownUser, access_for
 from taru.runners import ExitStatus, RunnerError
 from taru.tasks import AlreadyRunning, NoSuchTask, Run, Tasks
@@ -361,7 +361,13 @@ class TaruAPI:
             raise NoSuchTask(name)
         return spec
 
-    def _start(self, request: Request, access: Access, spec: TaskSpec) -> Run:
+    async def _start(
+        self,
+        request: Request,
+        access: Access,
+        spec: TaskSpec,
+        on_output: Callable[[Output], object] | None = None,
+    ) -> Run:
         reserved = frozenset({"check"}) - {argument.name for argument in spec.arguments}
         given = given_arguments(request, reserved)
         try:
@@ -373,9 +379,8 @@ class TaruAPI:
                 f"argument {not_ready.argument!r} is not ready: the task its"
                 " values come from has not run yet"
             ) from None
-        return self.tasks.start(
-            spec.name, substitute(spec.command, values), access.user
-        )
+        argv = substitute(spec.command, values)
+        return await self.tasks.start(spec.name, argv, access.user, on_output)
 
     @app.handle_errors(Exception)
     def error(self, request: IRequest, failure: Failure) -> bytes | None:
@@ -444,13 +449,13 @@ class TaruAPI:
         return described
 
     @app.route("/api/v1/task/<name>", methods=["POST"])
-    def start(self, request: Request, name: str) -> bytes:
+    async def start(self, request: Request, name: str) -> bytes:
         """
         Start a task.
         """
         access = self._access(request)
         spec = self._allowed(access, name, Access.can_run)
-        run = self._start(request, access, spec)
+        run = await self._start(request, access, spec)
         return _text(request, 200, f"task {name!r} started (run {run.run_id})")
 
     @app.route("/api/v1/task/<name>/stop", methods=["POST"])
@@ -477,7 +482,8 @@ class TaruAPI:
         if state.last is None:
             self._output_headers(request, spec)
             return None
-        await self._follow(request, spec, state.last.output, from_start=True)
+        follower = state.last.output.follow(request, True, self.clock, paused=True)
+        await self._stream(request, spec, follower)
         return None
 
     @app.route("/api/v1/task/<name>/output", methods=["POST"])
@@ -487,8 +493,20 @@ class TaruAPI:
         """
         access = self._access(request)
         spec = self._allowed(access, name, Access.can_run, Access.can_view_output)
-        run = self._start(request, access, spec)
-        await self._follow(request, spec, run.output, from_start=True)
+        followers: list[Follower] = []
+
+        def follow(output: Output) -> None:
+            # From the start, held until the task has started and the
+            # response's headers can be sent.
+            followers.append(output.follow(request, True, self.clock, paused=True))
+
+        try:
+            await self._start(request, access, spec, follow)
+        except BaseException:
+            for follower in followers:
+                follower.stop()
+            raise
+        await self._stream(request, spec, followers[0])
         return None
 
     def _output_headers(self, request: Request, spec: TaskSpec) -> None:
@@ -498,19 +516,22 @@ class TaruAPI:
         for header, value in spec.headers:
             request.setHeader(header.encode("ascii"), value.encode("utf-8"))
 
-    async def _follow(
-        self, request: Request, spec: TaskSpec, output: Output, from_start: bool
+    async def _stream(
+        self, request: Request, spec: TaskSpec, follower: Follower
     ) -> None:
+        """
+        Send the response's headers at once, then let a held follower write
+        the output as fast as the client takes it, until the run ends.
+        """
         self._output_headers(request, spec)
         request.write(b"")
-        follower = output.follow(request, from_start, self.clock)
         request.registerProducer(follower, True)
         peer = _peer(request)
         self._log.info(
             "client {peer} follows the output of {task}", peer=peer, task=spec.name
         )
         try:
-            follower.pump()
+            follower.resumeProducing()
             await follower.done
         except FollowerStalled:
             self._log.warn(
@@ -547,7 +568,7 @@ class TaruAPI:
         # An argument named "check" takes the value, and the flag is unset.
         takes_check = any(argument.name == "check" for argument in spec.arguments)
         check = not takes_check and _check_wanted(request)
-        self._start(request, access, spec)
+        await self._start(request, access, spec)
         return _status_body(request, await self.tasks.wait(name), check)
 
     @app.route("/events", methods=["GET"])

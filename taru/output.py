@@ -62,13 +62,14 @@ class SpoolStore:
     Keeps all of an output in a file, read back at any offset.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, size: int = 0) -> None:
         """
         @param fd: a file descriptor open for reading and writing, which this
             store now owns.
+        @param size: how many bytes the file holds already.
         """
         self._fd = fd
-        self._size = 0
+        self._size = size
 
     def append(self, data: bytes) -> None:
         view = memoryview(data)
@@ -154,6 +155,16 @@ class Spool:
         os.replace(partial, path)
         return Output(SpoolStore(fd), kept=True)
 
+    def resume(self, task: str) -> Output:
+        """
+        Go on with a task's spool file as it is, for a run that an earlier
+        Taru started: what it wrote then is kept, and more is added to it.
+        """
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        fd = os.open(self.path_for(task), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        size = os.fstat(fd).st_size
+        return Output(SpoolStore(fd, size), kept=True, size=size)
+
 
 @implementer(IPushProducer)
 class Follower:
@@ -175,13 +186,14 @@ class Follower:
         consumer: IConsumer,
         offset: int,
         clock: IReactorTime | None = None,
+        paused: bool = False,
     ) -> None:
         self._output = output
         self._consumer = consumer
         self._clock = clock
         self.offset = offset
         self.done: Deferred[None] = Deferred()
-        self._paused = False
+        self._paused = paused
         self._pumping = False
         self._stopped = False
         self._stall: IDelayedCall | None = None
@@ -261,10 +273,15 @@ class Output:
 
     _log = Logger()
 
-    def __init__(self, store: _Store, kept: bool) -> None:
+    def __init__(self, store: _Store, kept: bool, size: int = 0) -> None:
+        """
+        @param store: where the bytes are kept.
+        @param kept: whether all of them are (buffered tasks).
+        @param size: how many bytes the store holds already.
+        """
         self._store = store
         self.kept = kept
-        self.size = 0
+        self.size = size
         self.closed = False
         self._followers: set[Follower] = set()
         self._source: IPushProducer | None = None
@@ -338,6 +355,7 @@ class Output:
         consumer: IConsumer,
         from_start: bool,
         clock: IReactorTime | None = None,
+        paused: bool = False,
     ) -> Follower:
         """
         Add a follower that writes this output to C{consumer}.
@@ -346,11 +364,13 @@ class Output:
             otherwise begin with what the run writes next.
         @param clock: times how long the consumer takes nothing, to drop it
             after L{STALL_SECONDS}; without one it is never dropped.
+        @param paused: hold the follower, writing nothing and keeping what it
+            has not read, until it is resumed.
         @return: the follower; the caller registers it as C{consumer}'s
             producer and waits on its C{done}.
         """
         offset = 0 if from_start and self.kept else self.size
-        follower = Follower(self, consumer, offset, clock)
+        follower = Follower(self, consumer, offset, clock, paused)
         self._followers.add(follower)
         return follower
 

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import shutil
 import signal
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from attrs import define, frozen
 from twisted.internet.defer import Deferred
@@ -61,6 +59,13 @@ TASK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 class RunnerError(Exception):
     """
     The runner could not start a task.
+    """
+
+
+class AlreadyRunningElsewhere(RunnerError):
+    """
+    The task is running already, though not started by this Taru: the system
+    that runs it refused a second instance.
     """
 
 
@@ -106,7 +111,7 @@ class IRunner(Interface):
         argv: Sequence[str],
         environment: Mapping[str, str],
         output: Output,
-    ) -> IRunningTask:
+    ) -> Awaitable[IRunningTask]:
         """
         Start one run of a task.
 
@@ -115,7 +120,24 @@ class IRunner(Interface):
         @param environment: the whole environment the task gets.
         @param output: where the task's bytes go; the runner closes it once
             the task is done writing.
+        @return: the running task, once it has started.
+        @raise AlreadyRunningElsewhere: the task runs already, started by
+            someone else.
         @raise RunnerError: the process could not be started.
+        """
+
+    def running(tasks: Sequence[str]) -> Awaitable[list[str]]:
+        """
+        Which of these tasks are running now, started by an earlier Taru?
+        """
+
+    def adopt(task: str, output: Output, read_output: bool) -> IRunningTask:
+        """
+        Follow a run of a task that this Taru did not start, until it ends.
+
+        @param output: where what it writes from now on goes.
+        @param read_output: whether to read its output at all; not when
+            another Taru that reads it may be running.
         """
 
 
@@ -138,7 +160,7 @@ def task_environment(task: str) -> dict[str, str]:
 
 
 @implementer(IReadDescriptor, IPushProducer)
-class _PipeReader:
+class PipeReader:
     """
     Reads a task's output pipe in large chunks into an L{Output}, and is that
     output's source: pausing it stops reading, and the task then blocks on a
@@ -291,7 +313,7 @@ class _Run:
         self,
         clock: IReactorTime,
         watcher: _ExitWatcher,
-        reader: _PipeReader,
+        reader: PipeReader,
         output: Output,
         on_stop: Callable[[], None],
         on_exit: Callable[[], None] = lambda: None,
@@ -445,7 +467,7 @@ class DirectRunner:
         self._stop_grace = stop_grace
         self._stopping: dict[int, _Stopping] = {}
 
-    def start(
+    async def start(
         self,
         task: str,
         argv: Sequence[str],
@@ -462,7 +484,7 @@ class DirectRunner:
             raise
         finally:
             os.close(write_fd)
-        reader = _PipeReader(self._reactor, read_fd, output)  # type: ignore[arg-type]
+        reader = PipeReader(self._reactor, read_fd, output)  # type: ignore[arg-type]
         run = _Run(
             self._reactor,  # type: ignore[arg-type]
             watcher,
@@ -473,6 +495,16 @@ class DirectRunner:
         )
         run.ended.addCallback(self._forget_group, pid)
         return run
+
+    async def running(self, tasks: Sequence[str]) -> list[str]:
+        """
+        None: the direct runner's tasks do not outlive the Taru that started
+        them.
+        """
+        return []
+
+    def adopt(self, task: str, output: Output, read_output: bool) -> IRunningTask:
+        raise RunnerError("the direct runner cannot follow runs it did not start")
 
     def _stop_group(self, pgid: int, descendants: dict[int, int]) -> None:
         """
@@ -545,108 +577,7 @@ def _signal_group(pgid: int, signal_number: int) -> bool:
     return True
 
 
-_UNIT_SAFE = re.compile(rb"[A-Za-z0-9:_.]")
-
-
-def escape_unit_name(name: str) -> str:
-    """
-    Escape a string for use in a systemd unit name, as C{systemd-escape} does.
-    """
-    escaped = []
-    for index, byte in enumerate(name.encode("utf-8")):
-        character = bytes([byte])
-        if character == b"/":
-            escaped.append("-")
-        elif (index == 0 and character == b".") or not _UNIT_SAFE.match(character):
-            escaped.append(f"\\x{byte:02x}")
-        else:
-            escaped.append(character.decode("ascii"))
-    return "".join(escaped)
-
-
-def unit_name(task: str) -> str:
-    """
-    The fixed unit name every run of C{task} uses.
-    """
-    return f"taru-{escape_unit_name(task)}.service"
-
-
-def escape_dollars(word: str) -> str:
-    """
-    Protect a command-line word from systemd's own C{$VAR} expansion.
-    """
-    return word.replace("$", "$$")
-
-
-@implementer(IRunner)
-class SystemdRunner:
-    """
-    Runs each task as a transient service of the user's systemd manager.
-    """
-
-    name = "systemd"
-    _log = Logger()
-
-    def __init__(
-        self,
-        reactor: IReactorProcess,
-        systemd_run: str = "systemd-run",
-        systemctl: str = "systemctl",
-    ) -> None:
-        self._reactor = reactor
-        self._systemd_run = shutil.which(systemd_run) or systemd_run
-        self._systemctl = shutil.which(systemctl) or systemctl
-
-    def start(
-        self,
-        task: str,
-        argv: Sequence[str],
-        environment: Mapping[str, str],
-        output: Output,
-    ) -> IRunningTask:
-        unit = unit_name(task)
-        command = [
-            self._systemd_run,
-            "--user",
-            "--pipe",
-            "--quiet",
-            "--collect",
-            f"--unit={unit}",
-            f"--working-directory={os.getcwd()}",
-        ]
-        command += [f"--setenv={key}={value}" for key, value in environment.items()]
-        command += ["--", *(escape_dollars(word) for word in argv)]
-
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        try:
-            watcher, _ = _spawn(
-                self._reactor, command, _manager_environment(), write_fd
-            )
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)
-        reader = _PipeReader(self._reactor, read_fd, output)  # type: ignore[arg-type]
-        return _Run(
-            self._reactor,  # type: ignore[arg-type]
-            watcher,
-            reader,
-            output,
-            lambda: self._stop_unit(unit),
-        )
-
-    def _stop_unit(self, unit: str) -> None:
-        self._reactor.spawnProcess(
-            ProcessProtocol(),
-            self._systemctl,
-            [self._systemctl, "--user", "stop", unit],
-            env=_manager_environment(),
-            childFDs={0: "w", 1: "r", 2: "r"},
-        )
-
-
-def _manager_environment() -> dict[str, str]:
+def manager_environment() -> dict[str, str]:
     """
     What C{systemd-run} and C{systemctl} need to find the user manager.
     """
@@ -657,41 +588,3 @@ def _manager_environment() -> dict[str, str]:
         if os.path.isdir(runtime):
             environment["XDG_RUNTIME_DIR"] = runtime
     return environment
-
-
-def user_manager_answers(timeout: float = 5.0) -> bool:
-    """
-    Is there a systemd user manager that would run tasks?
-
-    Called once at start-up, before the reactor runs.
-    """
-    systemctl = shutil.which("systemctl")
-    if systemctl is None or shutil.which("systemd-run") is None:
-        return False
-    try:
-        completed = subprocess.run(
-            [systemctl, "--user", "show-environment"],
-            env=_manager_environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=timeout,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return completed.returncode == 0
-
-
-__all__ = [
-    "DirectRunner",
-    "ExitStatus",
-    "IRunner",
-    "IRunningTask",
-    "RunnerError",
-    "SystemdRunner",
-    "escape_unit_name",
-    "task_environment",
-    "unit_name",
-    "user_manager_answers",
-]

@@ -17,7 +17,13 @@ from types import FrameType
 from typing import Any
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, DeferredList, gatherResults, maybeDeferred
+from twisted.internet.defer import (
+    Deferred,
+    DeferredList,
+    FirstError,
+    gatherResults,
+    maybeDeferred,
+)
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
@@ -32,9 +38,8 @@ from taru.runners import (
     DirectRunner,
     IRunner,
     RunnerError,
-    SystemdRunner,
-    user_manager_answers,
 )
+from taru.systemd import SystemdRunner, user_manager_answers
 from taru.tasks import Tasks
 
 RUNNERS = ("auto", "systemd", "direct")
@@ -155,7 +160,9 @@ class Options(usage.Options):
             raise SystemExit(2) from None
 
 
-def choose_runner(name: str, reactor: Any, log: Logger) -> IRunner:
+def choose_runner(
+    name: str, reactor: Any, state_directory: str, log: Logger
+) -> IRunner:
     """
     Make the runner the options ask for; for C{auto}, probe for a systemd
     user manager and say which was chosen.
@@ -166,8 +173,9 @@ def choose_runner(name: str, reactor: Any, log: Logger) -> IRunner:
     else:
         log.info("runner: {runner}", runner=name)
     if name == "systemd":
-        return SystemdRunner(reactor)
-    return DirectRunner(reactor)
+        return SystemdRunner(reactor, state_directory)
+    runner: IRunner = DirectRunner(reactor)
+    return runner
 
 
 class EndpointError(Exception):
@@ -253,13 +261,27 @@ class TaruService(MultiService):
         super().startService()  # type: ignore[no-untyped-call]  # not annotated
         self.events.set_heartbeat(self.tasks.config.heartbeat)
         self._previous_sighup = signal.signal(signal.SIGHUP, self._sighup)
+        Deferred.fromCoroutine(self._start_serving())
+
+    async def _start_serving(self) -> None:
+        """
+        Find the tasks still running from before, then listen.
+        """
+        try:
+            await self.tasks.recover()
+        except Exception as error:
+            self._log.warn(
+                "cannot tell which tasks are running already: {error}",
+                error=str(error) or type(error).__name__,
+            )
         each = [
             Deferred.fromCoroutine(self._listen(description, endpoint))
             for description, endpoint in self._endpoints
         ]
-        gatherResults(each, consumeErrors=True).addCallbacks(
-            self.listening.callback, self._cannot_listen
-        )
+        try:
+            self.listening.callback(await gatherResults(each, consumeErrors=True))
+        except FirstError as error:
+            self._cannot_listen(error.subFailure)
 
     def _cannot_listen(self, failure: Failure) -> None:
         """
@@ -334,7 +356,9 @@ def make_service(options: Options, reactor: Any) -> TaruService:
     """
     Build Taru's service from parsed options.
     """
-    runner = choose_runner(options["runner"], reactor, TaruService._log)
+    runner = choose_runner(
+        options["runner"], reactor, options["state-dir"], TaruService._log
+    )
     try:
         return TaruService(
             config_path=options["config"],

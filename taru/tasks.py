@@ -9,7 +9,7 @@ returns, so of any number of simultaneous starts exactly one succeeds.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import define, field
@@ -21,7 +21,13 @@ from taru.arguments import enum_lines
 from taru.config import Config, TaskSpec
 from taru.events import IEventSink
 from taru.output import Output, Spool
-from taru.runners import ExitStatus, IRunner, IRunningTask, task_environment
+from taru.runners import (
+    AlreadyRunningElsewhere,
+    ExitStatus,
+    IRunner,
+    IRunningTask,
+    task_environment,
+)
 
 
 class NoSuchTask(Exception):
@@ -78,6 +84,7 @@ class Run:
     output: Output
     process: IRunningTask | None = None
     status: ExitStatus | None = None
+    stop_requested: bool = False
 
 
 @define
@@ -211,14 +218,26 @@ class Tasks:
         self._enum_cache[source] = (key, values)
         return values
 
-    def start(self, name: str, argv: tuple[str, ...], user: str | None) -> Run:
+    async def start(
+        self,
+        name: str,
+        argv: tuple[str, ...],
+        user: str | None,
+        on_output: Callable[[Output], object] | None = None,
+    ) -> Run:
         """
         Start a run of a task.
 
+        The task counts as running from the moment this is called, so that
+        of simultaneous starts exactly one goes ahead.
+
         @param argv: the substituted command.
         @param user: who started it, for the log.
+        @param on_output: given the run's output before the task can write
+            anything to it, to follow all of it.
         @raise NoSuchTask: if there is no such task.
-        @raise AlreadyRunning: if it is running.
+        @raise AlreadyRunning: if it is running, here or, as the runner
+            found, elsewhere.
         @raise RunnerError: if the runner could not start it.
         """
         state = self.get(name)
@@ -234,16 +253,27 @@ class Tasks:
             started_at=self._clock.seconds(),
             output=output,
         )
+        state.current = run
+        if on_output is not None:
+            on_output(output)
         try:
-            run.process = self._runner.start(name, argv, task_environment(name), output)
-        except BaseException:
+            process = await self._runner.start(
+                name, argv, task_environment(name), output
+            )
+        except BaseException as error:
+            state.current = None
             output.close()
             output.release()
+            self._release_waiters(state, state.last.status if state.last else None)
+            if isinstance(error, AlreadyRunningElsewhere):
+                self._log.warn(
+                    "task {task} was not started: it runs already, started elsewhere",
+                    task=name,
+                )
+                self._follow_elsewhere(state, read_output=False)
+                raise AlreadyRunning(name) from None
             raise
 
-        if state.last is not None:
-            state.last.output.release()
-        state.current = state.last = run
         self._log.info(
             "task {task} started as run {run_id} by {user}: {argv}",
             task=name,
@@ -251,9 +281,59 @@ class Tasks:
             user=user,
             argv=list(argv),
         )
-        self._events.publish(name, "Started")
-        run.process.ended.addCallback(self._ended, state, run)
+        self._begin(state, run, process)
         return run
+
+    def _begin(self, state: TaskState, run: Run, process: IRunningTask) -> None:
+        """
+        A run has started: it is the task's latest, its end will be reported,
+        and a stop asked for while it was starting takes effect.
+        """
+        run.process = process
+        if state.last is not None:
+            state.last.output.release()
+        state.current = state.last = run
+        self._events.publish(run.task.name, "Started")
+        process.ended.addCallback(self._ended, state, run)
+        if run.stop_requested:
+            process.stop()
+
+    async def recover(self) -> None:
+        """
+        Find the tasks that are running though this Taru did not start them,
+        as after a restart with the systemd runner, and follow each to its
+        end, reading its output from where it is now.
+        """
+        for name in await self._runner.running(list(self._states)):
+            state = self._states.get(name)
+            if state is not None and state.current is None:
+                self._log.info("task {task} found running", task=name)
+                self._follow_elsewhere(state, read_output=True)
+
+    def _follow_elsewhere(self, state: TaskState, read_output: bool) -> None:
+        """
+        Count a task as running in a run this Taru did not start, until it
+        ends.
+        """
+        spec = state.spec
+        if read_output and spec.buffered:
+            output = self._spool.resume(spec.name)
+        else:
+            output = Output.unbuffered()
+        run = Run(
+            run_id=next(self._run_ids),
+            task=spec,
+            argv=spec.command,
+            user=None,
+            started_at=self._clock.seconds(),
+            output=output,
+        )
+        self._begin(state, run, self._runner.adopt(spec.name, output, read_output))
+
+    def _release_waiters(self, state: TaskState, status: ExitStatus | None) -> None:
+        waiters, state._waiters = state._waiters, []
+        for waiter in waiters:
+            waiter.callback(status)
 
     def _ended(self, status: ExitStatus, state: TaskState, run: Run) -> None:
         run.status = status
@@ -272,24 +352,28 @@ class Tasks:
             duration=self._clock.seconds() - run.started_at,
         )
         self._events.publish(name, {"ExitStatus": status.exit_code})
-        waiters, state._waiters = state._waiters, []
-        for waiter in waiters:
-            waiter.callback(status)
+        self._release_waiters(state, status)
 
     def stop(self, name: str) -> bool:
         """
         Stop a task's run, with everything it started.
 
+        A run that is still starting is stopped as soon as it has started.
+
         @return: whether it was running.
         @raise NoSuchTask: if there is no such task.
         """
         state = self.get(name)
-        if state.current is None or state.current.process is None:
+        run = state.current
+        if run is None:
             return False
         self._log.info(
-            "task {task} run {run_id} stopping", task=name, run_id=state.current.run_id
+            "task {task} run {run_id} stopping", task=name, run_id=run.run_id
         )
-        state.current.process.stop()
+        if run.process is None:
+            run.stop_requested = True
+        else:
+            run.process.stop()
         return True
 
     def wait(self, name: str) -> Deferred[ExitStatus | None]:

@@ -5,17 +5,21 @@ event sink, an output's source and a consumer that takes bytes at a set pace.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from taru.events import IEventSink
 from taru.output import Output
 from taru.runners import ExitStatus, IRunner, IRunningTask, RunnerError
+
+T = TypeVar("T")
 
 
 @implementer(IPushProducer)
@@ -142,6 +146,10 @@ class FakeRunner:
     @ivar calls: every start, in order.
     @ivar started: the running task each successful start returned, in order.
     @ivar refusal: when set, the next starts raise this error instead.
+    @ivar pending: when set, starts wait for this Deferred before they start.
+    @ivar already_running: the tasks L{running} reports.
+    @ivar adopted: C{(task, read_output)} for each run adopted, with the
+        running task it gave, in order.
     """
 
     name = "fake"
@@ -150,8 +158,11 @@ class FakeRunner:
         self.calls: list[RunnerCall] = []
         self.started: list[FakeRunningTask] = []
         self.refusal: RunnerError | None = None
+        self.pending: Deferred[None] | None = None
+        self.already_running: list[str] = []
+        self.adopted: list[tuple[str, bool, FakeRunningTask]] = []
 
-    def start(
+    async def start(
         self,
         task: str,
         argv: Sequence[str],
@@ -159,8 +170,32 @@ class FakeRunner:
         output: Output,
     ) -> IRunningTask:
         self.calls.append(RunnerCall(task, tuple(argv), dict(environment), output))
+        if self.pending is not None:
+            await self.pending
         if self.refusal is not None:
             raise self.refusal
         running = FakeRunningTask(output)
         self.started.append(running)
         return running
+
+    async def running(self, tasks: Sequence[str]) -> list[str]:
+        return [task for task in self.already_running if task in tasks]
+
+    def adopt(self, task: str, output: Output, read_output: bool) -> IRunningTask:
+        running = FakeRunningTask(output)
+        self.adopted.append((task, read_output, running))
+        return running
+
+
+def result_now(awaitable: Coroutine[Any, Any, T]) -> T:
+    """
+    Run a coroutine that does not wait on anything, and give its result, or
+    raise its exception, at once.
+    """
+    outcome: list[object] = []
+    Deferred.fromCoroutine(awaitable).addBoth(outcome.append)
+    assert outcome, "the coroutine is waiting on something"
+    result = outcome[0]
+    if isinstance(result, Failure):
+        result.raiseException()
+    return result  # type: ignore[return-value]  # not a Failure, so a T

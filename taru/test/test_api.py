@@ -19,13 +19,12 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IResponse
-from zope.interface.verify import verifyObject
 
 from taru.api import CHECK_FAILED, TaruAPI, TaruRequest
 from taru.config import parse_config
 from taru.events import STREAM_PREAMBLE, EventBroadcaster
-from taru.output import Output, Spool
-from taru.runners import IRunner, IRunningTask, RunnerError, task_environment
+from taru.output import Spool
+from taru.runners import RunnerError, task_environment
 from taru.tasks import Tasks
 from taru.test.fakes import FakeRunner, FakeRunningTask
 
@@ -219,23 +218,6 @@ class APITestCase(SynchronousTestCase):
         running.write(output)
         running.end(exit_code)
         self.stub.flush()
-
-
-class FakeRunnerTests(SynchronousTestCase):
-    """
-    The fake runner these tests use behaves as the interface says.
-    """
-
-    def test_provides_interfaces(self) -> None:
-        """
-        The fake runner and its runs provide the runner interfaces.
-        """
-        runner = FakeRunner()
-
-        running = runner.start("t", ("true",), {}, Output.unbuffered())
-
-        self.assertTrue(verifyObject(IRunner, runner))
-        self.assertTrue(verifyObject(IRunningTask, running))
 
 
 class TaskListTests(APITestCase):

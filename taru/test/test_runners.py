@@ -12,18 +12,11 @@ import pwd
 import shutil
 import signal
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from attrs import define, field
-from hypothesis import given
-from hypothesis import strategies as st
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.interfaces import IReactorProcess
-from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 import taru.runners
@@ -36,14 +29,12 @@ from taru.runners import (
     ExitStatus,
     IRunner,
     IRunningTask,
+    PipeReader,
     RunnerError,
-    SystemdRunner,
-    _PipeReader,
-    escape_dollars,
-    escape_unit_name,
     task_environment,
-    unit_name,
 )
+from taru.test.fakes import result_now
+from taru.test.processes import GroupSignals, ProcessReactor, SpawnedProcess, pump_pipe
 
 SETSID = "/opt/fake/bin/setsid"
 SYSTEMD_RUN = "/opt/fake/bin/systemd-run"
@@ -55,301 +46,6 @@ def kept_output() -> Output:
     An output that keeps everything in memory, to read back in assertions.
     """
     return Output(BacklogStore(), kept=True)
-
-
-class FakeProcessTransport:
-    """
-    The parent's side of a spawned process: its pid and its stdin.
-    """
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.stdin_closed = False
-
-    def closeStdin(self) -> None:
-        self.stdin_closed = True
-
-
-@define
-class SpawnedProcess:
-    """
-    One call to L{ProcessReactor.spawnProcess}, and the child's own copy of
-    the output pipe it was given, as a real child would hold it.
-    """
-
-    protocol: ProcessProtocol
-    executable: str
-    args: list[str]
-    env: dict[str, str] | None
-    child_fds: dict[int, object]
-    transport: FakeProcessTransport
-    ended: set[int]
-    output_fd: int | None = None
-
-    def write(self, data: bytes) -> None:
-        """
-        Write to standard output, as the child would.
-        """
-        assert self.output_fd is not None
-        os.write(self.output_fd, data)
-
-    def close_output(self) -> None:
-        """
-        Close the child's copy of the output pipe, as its exit would.
-        """
-        if self.output_fd is not None:
-            os.close(self.output_fd)
-            self.output_fd = None
-
-    def end(self, reason: Exception) -> None:
-        """
-        Report the process's end to its protocol.
-        """
-        self.ended.add(self.transport.pid)
-        self.protocol.processEnded(Failure(reason))
-
-
-@implementer(IReactorProcess)
-class ProcessReactor(MemoryReactorClock):
-    """
-    A reactor with fake time and file descriptor sets that records processes
-    instead of spawning them.
-
-    @ivar spawned: every process spawned, in order.
-    @ivar every_reader: every reader ever added, for cleaning up.
-    @ivar refusal: when set, spawning raises it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.spawned: list[SpawnedProcess] = []
-        self.every_reader: list[Any] = []
-        self.refusal: OSError | None = None
-        self.ended: set[int] = set()
-        self._next_pid = 4200
-
-    def addReader(self, reader: Any) -> None:
-        self.every_reader.append(reader)
-        super().addReader(reader)
-
-    def spawnProcess(
-        self,
-        processProtocol: Any,
-        executable: Any,
-        args: Any = (),
-        env: Any = None,
-        path: Any = None,
-        uid: Any = None,
-        gid: Any = None,
-        usePTY: Any = False,
-        childFDs: Any = None,
-    ) -> Any:
-        if self.refusal is not None:
-            raise self.refusal
-        self._next_pid += 1
-        transport = FakeProcessTransport(self._next_pid)
-        child_fds = dict(childFDs or {})
-        output_fd = child_fds.get(1)
-        spawned = SpawnedProcess(
-            protocol=processProtocol,
-            executable=executable,
-            args=list(args),
-            env=env,
-            child_fds=child_fds,
-            transport=transport,
-            ended=self.ended,
-            output_fd=os.dup(output_fd) if isinstance(output_fd, int) else None,
-        )
-        self.spawned.append(spawned)
-        processProtocol.makeConnection(transport)
-        return transport
-
-    def close_everything(self) -> None:
-        """
-        Close every pipe end the fake children and the readers still hold.
-        """
-        for spawned in self.spawned:
-            spawned.close_output()
-        for reader in self.every_reader:
-            reader.close()
-
-
-@define
-class GroupSignals:
-    """
-    Stands in for C{os.killpg}: records each signal, and fails for groups
-    that are gone. A group whose first process has ended is gone, unless the
-    test left processes in it.
-
-    @ivar sent: C{(process group, signal)} pairs, in order.
-    @ivar ended: processes that have ended.
-    @ivar gone: groups that no longer exist.
-    @ivar leftovers: groups that still have members after their first
-        process ended.
-    @ivar forbidden: groups signalling is not permitted for.
-    """
-
-    ended: set[int]
-    sent: list[tuple[int, int]] = field(factory=list)
-    gone: set[int] = field(factory=set)
-    leftovers: set[int] = field(factory=set)
-    forbidden: set[int] = field(factory=set)
-
-    def killpg(self, pgid: int, signal_number: int) -> None:
-        if pgid in self.gone or (pgid in self.ended and pgid not in self.leftovers):
-            raise ProcessLookupError(errno.ESRCH, "No such process")
-        if pgid in self.forbidden:
-            raise PermissionError(errno.EPERM, "Operation not permitted")
-        self.sent.append((pgid, signal_number))
-
-
-def pump_pipe(reactor: ProcessReactor, output: Output) -> None:
-    """
-    Let every active reader read until its pipe is empty or at its end, as
-    the reactor would when the pipes are readable.
-    """
-    for reader in list(reactor.readers):
-        while reader in reactor.readers:
-            size_before = output.size
-            reader.doRead()
-            if output.size == size_before:
-                break
-
-
-def _unescape_unit_name(escaped: str) -> str:
-    """
-    Undo L{escape_unit_name}, as C{systemd-escape --unescape} does.
-    """
-    raw = bytearray()
-    index = 0
-    while index < len(escaped):
-        if escaped[index] == "-":
-            raw += b"/"
-            index += 1
-        elif escaped[index] == "\\":
-            raw.append(int(escaped[index + 2 : index + 4], 16))
-            index += 4
-        else:
-            raw += escaped[index].encode("ascii")
-            index += 1
-    return raw.decode("utf-8")
-
-
-class EscapeUnitNameTests(SynchronousTestCase):
-    """
-    Tests for L{escape_unit_name} and L{unit_name}, which follow
-    C{systemd-escape}.
-    """
-
-    def test_slash_becomes_dash(self) -> None:
-        """
-        Each C{/} becomes C{-}, wherever it is.
-        """
-        self.assertEqual(escape_unit_name("a/b"), "a-b")
-        self.assertEqual(escape_unit_name("/a//b/"), "-a--b-")
-
-    def test_space_is_escaped(self) -> None:
-        """
-        A space becomes C{\\x20}.
-        """
-        self.assertEqual(escape_unit_name("a b"), "a\\x20b")
-
-    def test_dash_is_escaped(self) -> None:
-        """
-        A C{-} becomes C{\\x2d}, so that it is not read back as C{/}.
-        """
-        self.assertEqual(escape_unit_name("a-b"), "a\\x2db")
-
-    def test_leading_dot_is_escaped(self) -> None:
-        """
-        A C{.} is escaped at the start of the name only.
-        """
-        self.assertEqual(escape_unit_name(".hidden"), "\\x2ehidden")
-        self.assertEqual(escape_unit_name("a.b."), "a.b.")
-
-    def test_safe_characters_are_kept(self) -> None:
-        """
-        ASCII letters, digits, C{:} and C{_} are kept as they are.
-        """
-        self.assertEqual(escape_unit_name("Az09:_x"), "Az09:_x")
-
-    def test_backslash_is_escaped(self) -> None:
-        """
-        A backslash is itself escaped, so escapes cannot be forged.
-        """
-        self.assertEqual(escape_unit_name("a\\b"), "a\\x5cb")
-
-    def test_non_ascii_is_escaped_byte_by_byte(self) -> None:
-        """
-        A non-ASCII character becomes one escape per byte of its UTF-8 form.
-        """
-        self.assertEqual(escape_unit_name("é"), "\\xc3\\xa9")
-
-    def test_empty_name(self) -> None:
-        """
-        An empty name stays empty.
-        """
-        self.assertEqual(escape_unit_name(""), "")
-
-    @given(st.text())
-    def test_only_unit_name_characters(self, name: str) -> None:
-        """
-        The escaped name holds only characters allowed in a unit name.
-        """
-        escaped = escape_unit_name(name)
-
-        self.assertRegex(escaped, r"^[A-Za-z0-9:_.\\-]*$")
-
-    @given(st.text())
-    def test_reversible(self, name: str) -> None:
-        """
-        Unescaping gives back the original name, so different tasks get
-        different units.
-        """
-        escaped = escape_unit_name(name)
-
-        self.assertEqual(_unescape_unit_name(escaped), name)
-
-    def test_unit_name(self) -> None:
-        """
-        A task's unit is C{taru-} and its escaped name, as a service.
-        """
-        self.assertEqual(unit_name("ping"), "taru-ping.service")
-        self.assertEqual(unit_name("db/dump-all"), "taru-db-dump\\x2dall.service")
-
-
-class EscapeDollarsTests(SynchronousTestCase):
-    """
-    Tests for L{escape_dollars}.
-    """
-
-    def test_dollar_is_doubled(self) -> None:
-        """
-        C{$VAR} becomes C{$$VAR}, which systemd passes on as C{$VAR}.
-        """
-        self.assertEqual(escape_dollars("$HOME"), "$$HOME")
-
-    def test_every_dollar_is_doubled(self) -> None:
-        """
-        Every C{$} is doubled, including ones already doubled.
-        """
-        self.assertEqual(escape_dollars("a$$b$"), "a$$$$b$$")
-
-    def test_plain_word_unchanged(self) -> None:
-        """
-        A word without C{$} is unchanged.
-        """
-        self.assertEqual(escape_dollars("plain word"), "plain word")
-
-    @given(st.text())
-    def test_undoing(self, word: str) -> None:
-        """
-        Reading each C{$$} back as C{$} gives the original word.
-        """
-        escaped = escape_dollars(word)
-
-        self.assertEqual(escaped.count("$"), 2 * word.count("$"))
-        self.assertEqual(escaped.replace("$$", "$"), word)
 
 
 class TaskEnvironmentTests(SynchronousTestCase):
@@ -407,7 +103,7 @@ class TaskEnvironmentTests(SynchronousTestCase):
 
 class PipeReaderTests(SynchronousTestCase):
     """
-    Tests for L{_PipeReader}, on a real pipe and a fake reactor.
+    Tests for L{PipeReader}, on a real pipe and a fake reactor.
     """
 
     def setUp(self) -> None:
@@ -416,7 +112,7 @@ class PipeReaderTests(SynchronousTestCase):
         self.write_end: int | None = write_fd
         self.addCleanup(self.close_write_end)
         self.output = kept_output()
-        self.reader = _PipeReader(self.reactor, self.read_fd, self.output)
+        self.reader = PipeReader(self.reactor, self.read_fd, self.output)
         self.addCleanup(self.reader.close)
 
     def close_write_end(self) -> None:
@@ -549,7 +245,7 @@ class PipeReaderTests(SynchronousTestCase):
         follower falls behind pauses it, and resumes it once caught up.
         """
         output = Output.unbuffered()
-        reader = _PipeReader(self.reactor, os.dup(self.read_fd), output)
+        reader = PipeReader(self.reactor, os.dup(self.read_fd), output)
         self.addCleanup(reader.close)
         consumer = StringTransport()
         follower = output.follow(consumer, from_start=False)
@@ -601,11 +297,13 @@ class DirectRunnerTests(RunnerTestMixin, SynchronousTestCase):
         output: Output | None = None,
     ) -> tuple[IRunningTask, SpawnedProcess, Output]:
         output = kept_output() if output is None else output
-        run = self.runner.start(
-            "greet",
-            argv,
-            {"PATH": TASK_PATH} if environment is None else environment,
-            output,
+        run = result_now(
+            self.runner.start(
+                "greet",
+                argv,
+                {"PATH": TASK_PATH} if environment is None else environment,
+                output,
+            )
         )
         return run, self.reactor.spawned[-1], output
 
@@ -1015,162 +713,6 @@ class DirectRunnerTests(RunnerTestMixin, SynchronousTestCase):
         delivered = consumer.value()
         self.assertEqual((len(delivered), delivered[-4:]), (written + 4, b"tail"))
         self.assertEqual(self.successResultOf(run.ended), ExitStatus(exit_code=0))
-
-
-class SystemdRunnerTests(RunnerTestMixin, SynchronousTestCase):
-    """
-    Tests for L{SystemdRunner}.
-    """
-
-    def setUp(self) -> None:
-        self.set_up_reactor(self)
-        self.runner = SystemdRunner(
-            self.reactor, systemd_run=SYSTEMD_RUN, systemctl=SYSTEMCTL
-        )
-
-    def start(
-        self,
-        task: str = "db-dump",
-        argv: Sequence[str] = ("pg_dump", "$PGDATABASE"),
-        environment: Mapping[str, str] | None = None,
-        output: Output | None = None,
-    ) -> tuple[IRunningTask, SpawnedProcess, Output]:
-        output = kept_output() if output is None else output
-        run = self.runner.start(
-            task,
-            argv,
-            {"PATH": TASK_PATH, "TARU_TASK": task}
-            if environment is None
-            else environment,
-            output,
-        )
-        return run, self.reactor.spawned[-1], output
-
-    def test_provides_interface(self) -> None:
-        """
-        The runner is an L{IRunner} named C{systemd}.
-        """
-        self.assertTrue(verifyObject(IRunner, self.runner))
-        self.assertEqual(self.runner.name, "systemd")
-
-    def test_command(self) -> None:
-        """
-        The task runs as C{systemd-run --user --pipe} in its own fixed unit,
-        with its environment set through C{--setenv} and every C{$} of its
-        command doubled.
-        """
-        self.start(
-            task="db/dump-all",
-            argv=("sh", "-c", "echo $HOME"),
-            environment={"PATH": "/bin", "TARU_TASK": "db/dump-all"},
-        )
-
-        [spawned] = self.reactor.spawned
-        self.assertEqual(spawned.executable, SYSTEMD_RUN)
-        self.assertEqual(
-            spawned.args,
-            [
-                SYSTEMD_RUN,
-                "--user",
-                "--pipe",
-                "--quiet",
-                "--collect",
-                "--unit=taru-db-dump\\x2dall.service",
-                f"--working-directory={os.getcwd()}",
-                "--setenv=PATH=/bin",
-                "--setenv=TARU_TASK=db/dump-all",
-                "--",
-                "sh",
-                "-c",
-                "echo $$HOME",
-            ],
-        )
-
-    def test_output_pipe(self) -> None:
-        """
-        The output of C{systemd-run} is one pipe for both streams, read into
-        the run's output; its standard input is closed.
-        """
-        _, spawned, output = self.start()
-
-        spawned.write(b"dumped\n")
-        pump_pipe(self.reactor, output)
-
-        self.assertEqual(spawned.child_fds[0], "w")
-        self.assertEqual(spawned.child_fds[1], spawned.child_fds[2])
-        self.assertTrue(spawned.transport.stdin_closed)
-        self.assertEqual(output.contents(), b"dumped\n")
-
-    def test_manager_environment(self) -> None:
-        """
-        C{systemd-run} itself gets only what it needs to reach the user's
-        manager from Taru's environment, not the task's environment.
-        """
-        self.patch(
-            os,
-            "environ",
-            {
-                "PATH": "/usr/bin",
-                "HOME": "/home/taru",
-                "USER": "taru",
-                "XDG_RUNTIME_DIR": "/run/user/1000",
-                "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1000/bus",
-                "TARU_SECRET": "hunter2",
-            },
-        )
-
-        self.start()
-
-        self.assertEqual(
-            self.reactor.spawned[0].env,
-            {
-                "PATH": "/usr/bin",
-                "HOME": "/home/taru",
-                "USER": "taru",
-                "XDG_RUNTIME_DIR": "/run/user/1000",
-                "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1000/bus",
-            },
-        )
-
-    def test_ended(self) -> None:
-        """
-        The run ends with the exit status of C{systemd-run} once its output
-        is closed.
-        """
-        run, spawned, output = self.start()
-
-        spawned.close_output()
-        pump_pipe(self.reactor, output)
-        spawned.end(ProcessTerminated(exitCode=2))
-
-        self.assertEqual(self.successResultOf(run.ended), ExitStatus(exit_code=2))
-        self.assertTrue(output.closed)
-
-    def test_stop(self) -> None:
-        """
-        Stopping asks the user's manager to stop the task's unit, which ends
-        its whole control group; no signal is sent by Taru itself.
-        """
-        run, _, _ = self.start(task="db-dump")
-
-        run.stop()
-
-        stopping = self.reactor.spawned[-1]
-        self.assertEqual(stopping.executable, SYSTEMCTL)
-        self.assertEqual(
-            stopping.args, [SYSTEMCTL, "--user", "stop", "taru-db\\x2ddump.service"]
-        )
-        self.assertEqual(self.signals.sent, [])
-
-    def test_spawn_failure(self) -> None:
-        """
-        When C{systemd-run} cannot be spawned, L{RunnerError} names it.
-        """
-        self.reactor.refusal = OSError(errno.ENOENT, "No such file or directory")
-
-        error = self.assertRaises(RunnerError, self.start)
-
-        self.assertIn(repr(SYSTEMD_RUN), str(error))
 
 
 class ExitStatusTests(SynchronousTestCase):

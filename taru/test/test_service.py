@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from taru import service
 from taru.config import load_config
-from taru.runners import DirectRunner, SystemdRunner
+from taru.runners import DirectRunner
 from taru.service import (
     Options,
     TaruService,
@@ -29,7 +29,8 @@ from taru.service import (
     default_state_directory,
     make_service,
 )
-from taru.test.fakes import FakeRunner
+from taru.systemd import SystemdRunner
+from taru.test.fakes import FakeRunner, result_now
 
 CONFIG = """
 tasks:
@@ -379,8 +380,12 @@ class ChooseRunnerTests(SynchronousTestCase):
         A named runner is made as named.
         """
         with capturedLogs() as events:
-            direct = choose_runner("direct", self.reactor, service.TaruService._log)
-            systemd = choose_runner("systemd", self.reactor, service.TaruService._log)
+            direct = choose_runner(
+                "direct", self.reactor, "state", service.TaruService._log
+            )
+            systemd = choose_runner(
+                "systemd", self.reactor, "state", service.TaruService._log
+            )
 
         self.assertIsInstance(direct, DirectRunner)
         self.assertIsInstance(systemd, SystemdRunner)
@@ -396,7 +401,9 @@ class ChooseRunnerTests(SynchronousTestCase):
         self.patch(service, "user_manager_answers", lambda: True)
 
         with capturedLogs() as events:
-            runner = choose_runner("auto", self.reactor, service.TaruService._log)
+            runner = choose_runner(
+                "auto", self.reactor, "state", service.TaruService._log
+            )
 
         self.assertIsInstance(runner, SystemdRunner)
         self.assertEqual(
@@ -410,7 +417,7 @@ class ChooseRunnerTests(SynchronousTestCase):
         """
         self.patch(service, "user_manager_answers", lambda: False)
 
-        runner = choose_runner("auto", self.reactor, service.TaruService._log)
+        runner = choose_runner("auto", self.reactor, "state", service.TaruService._log)
 
         self.assertIsInstance(runner, DirectRunner)
 
@@ -649,7 +656,7 @@ class ReloadTests(SynchronousTestCase):
         """
         A task running when the configuration changes keeps running.
         """
-        self.taru.tasks.start("hello", ("echo", "hi"), None)
+        result_now(self.taru.tasks.start("hello", ("echo", "hi"), None))
         write_file(self.config_path, NEW_CONFIG)
 
         self.taru.reload()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
@@ -16,7 +16,13 @@ from zope.interface.verify import verifyObject
 from taru.config import Config, TaskSpec
 from taru.events import IEventSink
 from taru.output import Output, Spool
-from taru.runners import ExitStatus, IRunner, IRunningTask, RunnerError
+from taru.runners import (
+    AlreadyRunningElsewhere,
+    ExitStatus,
+    IRunner,
+    IRunningTask,
+    RunnerError,
+)
 from taru.tasks import (
     ENUM_SOURCE_LIMIT,
     FINISHED,
@@ -26,7 +32,12 @@ from taru.tasks import (
     NoSuchTask,
     Tasks,
 )
-from taru.test.fakes import FakeRunner, FakeRunningTask, RecordingEventSink
+from taru.test.fakes import (
+    FakeRunner,
+    FakeRunningTask,
+    RecordingEventSink,
+    result_now,
+)
 
 ARGV = ("echo", "hello")
 
@@ -101,7 +112,7 @@ class TasksTestCase(SynchronousTestCase):
         """
         Start a task and return its fake process.
         """
-        self.tasks.start(name, ARGV, "alice")
+        result_now(self.tasks.start(name, ARGV, "alice"))
         return self.runner.started[-1]
 
 
@@ -116,7 +127,7 @@ class FakesTests(SynchronousTestCase):
         L{IRunner}, L{IRunningTask} and L{IEventSink}.
         """
         runner = FakeRunner()
-        running = runner.start("t", ARGV, {}, Output.unbuffered())
+        running = result_now(runner.start("t", ARGV, {}, Output.unbuffered()))
 
         self.assertTrue(verifyObject(IRunner, runner))
         self.assertTrue(verifyObject(IRunningTask, running))
@@ -190,7 +201,7 @@ class StateTests(TasksTestCase):
         task finished, with Started published before its exit status.
         """
 
-        def start_ended(
+        async def start_ended(
             task: str, argv: object, environment: object, output: Output
         ) -> FakeRunningTask:
             running = FakeRunningTask(output)
@@ -199,7 +210,7 @@ class StateTests(TasksTestCase):
 
         self.patch(self.runner, "start", start_ended)
 
-        self.tasks.start("ping", ARGV, None)
+        result_now(self.tasks.start("ping", ARGV, None))
 
         self.assertEqual(
             self.events.events, [("ping", "Started"), ("ping", {"ExitStatus": 7})]
@@ -211,6 +222,141 @@ class StateTests(TasksTestCase):
         Every configured task is listed, in configured order.
         """
         self.assertEqual(list(self.tasks.all()), ["hosts", "ping", "dump"])
+
+
+class SlowStartTests(TasksTestCase):
+    """
+    A runner may take time to start a task, as systemd does; the task counts
+    as running meanwhile.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.runner.pending = Deferred()
+
+    def test_running_while_starting(self) -> None:
+        """
+        While a start is under way the task is running, and a second start
+        is refused at once.
+        """
+        starting = Deferred.fromCoroutine(self.tasks.start("ping", ARGV, None))
+
+        self.assertEqual(self.tasks.get("ping").state, RUNNING)
+        self.assertRaises(
+            AlreadyRunning, lambda: result_now(self.tasks.start("ping", ARGV, None))
+        )
+        self.assertNoResult(starting)
+        self.assertEqual(self.events.events, [])
+
+    def test_started_event_once_started(self) -> None:
+        """
+        C{Started} is published once the runner has started the task.
+        """
+        starting = Deferred.fromCoroutine(self.tasks.start("ping", ARGV, None))
+        pending = self.runner.pending
+        assert pending is not None
+        self.runner.pending = None
+
+        pending.callback(None)
+
+        self.assertEqual(self.successResultOf(starting).process, self.runner.started[0])
+        self.assertEqual(self.events.events, [("ping", "Started")])
+
+    def test_stop_while_starting(self) -> None:
+        """
+        A stop asked for while the task starts stops it once it has started.
+        """
+        Deferred.fromCoroutine(self.tasks.start("ping", ARGV, None))
+        pending = self.runner.pending
+        assert pending is not None
+        self.runner.pending = None
+
+        stopping = self.tasks.stop("ping")
+        pending.callback(None)
+
+        self.assertTrue(stopping)
+        self.assertEqual(self.runner.started[0].stop_count, 1)
+
+    def test_output_given_before_start(self) -> None:
+        """
+        The caller gets the run's output before the runner is asked to start
+        anything, so that it can follow all of it.
+        """
+        given: list[Output] = []
+
+        Deferred.fromCoroutine(
+            self.tasks.start("dump", ARGV, None, on_output=given.append)
+        )
+
+        [call] = self.runner.calls
+        self.assertEqual(given, [call.output])
+
+    def test_failed_start_releases_waiters(self) -> None:
+        """
+        Who waits for the end of a start that fails is answered with the
+        previous run's status, here none.
+        """
+        starting = Deferred.fromCoroutine(self.tasks.start("ping", ARGV, None))
+        waiting = self.tasks.wait("ping")
+        pending = self.runner.pending
+        assert pending is not None
+        self.runner.pending = None
+        self.runner.refusal = RunnerError("no")
+
+        pending.callback(None)
+
+        self.failureResultOf(starting, RunnerError)
+        self.assertIsNone(self.successResultOf(waiting))
+        self.assertEqual(self.tasks.get("ping").state, NEW)
+
+
+class ElsewhereTests(TasksTestCase):
+    """
+    Runs that this Taru did not start: refused starts and runs found at
+    start-up.
+    """
+
+    def test_refused_as_running_elsewhere(self) -> None:
+        """
+        When the runner finds the task running elsewhere, the start is
+        refused as already running, and the task counts as running until that
+        run ends, without reading its output.
+        """
+        self.runner.refusal = AlreadyRunningElsewhere("taru-ping.service")
+
+        self.assertRaises(
+            AlreadyRunning, lambda: result_now(self.tasks.start("ping", ARGV, None))
+        )
+
+        [(task, read_output, running)] = self.runner.adopted
+        self.assertEqual((task, read_output), ("ping", False))
+        self.assertEqual(self.tasks.get("ping").state, RUNNING)
+        running.end(0)
+        self.assertEqual(self.tasks.get("ping").state, FINISHED)
+        self.assertEqual(
+            self.events.events, [("ping", "Started"), ("ping", {"ExitStatus": 0})]
+        )
+
+    def test_recover(self) -> None:
+        """
+        At start-up, tasks found running are followed to their end, reading
+        their output; a buffered task's spool goes on from what it holds.
+        """
+        with open(self.spool.path_for("hosts"), "wb") as spool_file:
+            spool_file.write(b"before the restart\n")
+        self.runner.already_running = ["hosts", "nope"]
+
+        result_now(self.tasks.recover())
+
+        [(task, read_output, running)] = self.runner.adopted
+        self.assertEqual((task, read_output), ("hosts", True))
+        state = self.tasks.get("hosts")
+        self.assertEqual(state.state, RUNNING)
+        running.write(b"after\n")
+        running.end(None, signal.SIGTERM)
+        assert state.last is not None
+        self.assertEqual(state.last.output.contents(), b"before the restart\nafter\n")
+        self.assertIsNone(state.exit_code)
 
 
 class StartTests(TasksTestCase):
@@ -234,7 +380,7 @@ class StartTests(TasksTestCase):
         """
         self.clock.advance(1234)
 
-        run = self.tasks.start("ping", ARGV, "alice")
+        run = result_now(self.tasks.start("ping", ARGV, "alice"))
 
         self.assertEqual(
             (run.task.name, run.argv, run.user, run.started_at, run.process),
@@ -245,8 +391,8 @@ class StartTests(TasksTestCase):
         """
         Each run gets the next number, across tasks.
         """
-        first = self.tasks.start("ping", ARGV, None)
-        second = self.tasks.start("hosts", ARGV, None)
+        first = result_now(self.tasks.start("ping", ARGV, None))
+        second = result_now(self.tasks.start("hosts", ARGV, None))
 
         self.assertEqual((first.run_id, second.run_id), (1, 2))
 
@@ -257,7 +403,9 @@ class StartTests(TasksTestCase):
         """
         self.start()
 
-        error = self.assertRaises(AlreadyRunning, self.tasks.start, "ping", ARGV, "bob")
+        error = self.assertRaises(
+            AlreadyRunning, lambda: result_now(self.tasks.start("ping", ARGV, "bob"))
+        )
 
         self.assertEqual((error.name, len(self.runner.calls)), ("ping", 1))
 
@@ -279,7 +427,7 @@ class StartTests(TasksTestCase):
         L{NoSuchTask}.
         """
         for action in [
-            lambda: self.tasks.start("nope", ARGV, None),
+            lambda: result_now(self.tasks.start("nope", ARGV, None)),
             lambda: self.tasks.stop("nope"),
             lambda: self.tasks.wait("nope"),
             lambda: self.tasks.get("nope"),
@@ -299,7 +447,9 @@ class StartTests(TasksTestCase):
         self.events.events.clear()
         self.runner.refusal = RunnerError("cannot start 'echo'")
 
-        self.assertRaises(RunnerError, self.tasks.start, "ping", ARGV, None)
+        self.assertRaises(
+            RunnerError, lambda: result_now(self.tasks.start("ping", ARGV, None))
+        )
 
         state = self.tasks.get("ping")
         self.assertEqual(
@@ -312,7 +462,9 @@ class StartTests(TasksTestCase):
         A task the runner could not start may be started once it can.
         """
         self.runner.refusal = RunnerError("cannot start 'echo'")
-        self.assertRaises(RunnerError, self.tasks.start, "ping", ARGV, None)
+        self.assertRaises(
+            RunnerError, lambda: result_now(self.tasks.start("ping", ARGV, None))
+        )
         self.runner.refusal = None
 
         self.start()
@@ -324,8 +476,8 @@ class StartTests(TasksTestCase):
         A buffered task's run writes to a kept output, an unbuffered task's to
         one that is not.
         """
-        buffered = self.tasks.start("ping", ARGV, None)
-        unbuffered = self.tasks.start("dump", ARGV, None)
+        buffered = result_now(self.tasks.start("ping", ARGV, None))
+        unbuffered = result_now(self.tasks.start("dump", ARGV, None))
 
         self.assertEqual((buffered.output.kept, unbuffered.output.kept), (True, False))
 
