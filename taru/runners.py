@@ -19,6 +19,7 @@ import pwd
 import shutil
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import cast
 
 from attrs import define, frozen
 from twisted.internet.defer import Deferred
@@ -460,6 +461,9 @@ class DirectRunner:
         """
         self._find_descendants = find_descendants
         self._reactor = reactor
+        # One reactor gives processes, file descriptors and time.
+        self._fds = cast(IReactorFDSet, reactor)
+        self._clock = cast(IReactorTime, reactor)
         found = setsid or shutil.which("setsid")
         if found is None:
             raise RunnerError("setsid (from util-linux) is needed to run tasks")
@@ -484,9 +488,9 @@ class DirectRunner:
             raise
         finally:
             os.close(write_fd)
-        reader = PipeReader(self._reactor, read_fd, output)  # type: ignore[arg-type]
+        reader = PipeReader(self._fds, read_fd, output)
         run = _Run(
-            self._reactor,  # type: ignore[arg-type]
+            self._clock,
             watcher,
             reader,
             output,
@@ -522,8 +526,7 @@ class DirectRunner:
             signal_processes(descendants, signal.SIGTERM)
         if not (group_alive or descendants) or pgid in self._stopping:
             return
-        clock: IReactorTime = self._reactor  # type: ignore[assignment]
-        timer = clock.callLater(self._stop_grace, self._kill_group, pgid)
+        timer = self._clock.callLater(self._stop_grace, self._kill_group, pgid)
         self._stopping[pgid] = _Stopping(timer, descendants)
 
     def _kill_group(self, pgid: int) -> None:

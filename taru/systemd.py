@@ -29,11 +29,16 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.interfaces import IDelayedCall, IReactorProcess, IReactorTime
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IReactorFDSet,
+    IReactorProcess,
+    IReactorTime,
+)
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -217,7 +222,9 @@ class SystemdRunner:
         @param systemctl: the C{systemctl} command.
         """
         self._reactor = reactor
-        self.clock: IReactorTime = reactor  # type: ignore[assignment]
+        # One reactor gives processes, file descriptors and time.
+        self.clock = cast(IReactorTime, reactor)
+        self._fds = cast(IReactorFDSet, reactor)
         self._directory = os.path.join(state_directory, "units")
         self._systemd_run = shutil.which(systemd_run) or systemd_run
         self._systemctl = shutil.which(systemctl) or systemctl
@@ -326,7 +333,7 @@ class SystemdRunner:
                 raise AlreadyRunningElsewhere(unit)
             raise RunnerError(f"systemd-run failed: {said}")
 
-        reader = PipeReader(self._reactor, reader_fd, output)  # type: ignore[arg-type]
+        reader = PipeReader(self._fds, reader_fd, output)
         return _UnitRun(self, unit, output, reporter.ended, reader, keeper)
 
     async def running(self, tasks: Sequence[str]) -> list[str]:
@@ -366,7 +373,7 @@ class SystemdRunner:
         keeper: int | None = None
         if fifos is not None:
             reader_fd, keeper = fifos
-            reader = PipeReader(self._reactor, reader_fd, output)  # type: ignore[arg-type]
+            reader = PipeReader(self._fds, reader_fd, output)
         gone: Deferred[object] = Deferred()
         _UnitWatch(self, unit, gone).check()
         return _UnitRun(self, unit, output, gone, reader, keeper)
