@@ -7,9 +7,9 @@ stops the unit, which ends its whole control group.
 
 How a run is wired:
 
-  - its output goes to a FIFO in Taru's state folder
-    (C{StandardOutput=file:...}, standard error joined to it), so a Taru that
-    restarts while the unit runs can open the FIFO again and keep reading;
+  - the task's output goes to a FIFO in Taru's state folder (standard error
+    joined to it), so a Taru that restarts while the unit runs can open the
+    FIFO again and keep reading;
   - C{ExecStopPost=} writes the run's result (C{$SERVICE_RESULT},
     C{$EXIT_CODE}, C{$EXIT_STATUS}) to a status file beside the FIFO, the one
     exact record of how it ended, whoever was watching;
@@ -94,6 +94,18 @@ def escape_dollars(word: str) -> str:
     Protect a command-line word from systemd's own C{$VAR} expansion.
     """
     return word.replace("$", "$$")
+
+
+def _into_fifo(fifo: str) -> list[str]:
+    """
+    The start of a unit's command line that sends the task's standard output
+    and standard error to its FIFO, then becomes the task.
+
+    Only the task writes to the FIFO: were it the unit's C{StandardOutput=},
+    C{ExecStopPost=} would open it too, and wait for ever for a reader when
+    no Taru is running.
+    """
+    return ["/bin/sh", "-c", 'exec "$@" > "$0" 2>&1', fifo]
 
 
 def _quoted(word: str) -> str:
@@ -287,11 +299,10 @@ class SystemdRunner:
             "--collect",
             f"--unit={unit}",
             f"--working-directory={os.getcwd()}",
-            f"--property=StandardOutput=file:{self._path(unit, '.fifo')}",
-            "--property=StandardError=inherit",
             f"--property=ExecStopPost=/bin/sh -c '{record}' sh {_quoted(status)}",
             *(f"--setenv={key}={value}" for key, value in environment.items()),
             "--",
+            *(escape_dollars(word) for word in _into_fifo(self._path(unit, ".fifo"))),
             *(escape_dollars(word) for word in argv),
         ]
 

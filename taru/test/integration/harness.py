@@ -22,10 +22,16 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol, Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
+
+from taru.test.integration.sandbox import (
+    Sandbox,
+    SandboxUnavailable,
+    shared_sandbox,
+)
 
 _LISTENING = re.compile(rb"Site starting on (\d+)")
 
@@ -124,6 +130,8 @@ class Taru:
         """
         Start Taru and wait until it listens.
         """
+        runner = getattr(self._testcase, "runner", "direct")
+        runner_arguments = [] if "--runner" in self._arguments else ["--runner", runner]
         argv = [
             sys.executable,
             "-m",
@@ -132,14 +140,20 @@ class Taru:
             "tcp:0:interface=127.0.0.1",
             "--state-dir",
             self.state_directory,
+            *runner_arguments,
             *self._arguments,
             self.config_path,
         ]
         environment = dict(os.environ)
         environment.update(self._environment)
         environment["PYTHONUNBUFFERED"] = "1"
+        sandbox = None
+        if runner == "systemd":
+            sandbox = systemd_sandbox()
+            argv = sandbox.command(*argv, directory=self.directory)
+            self._testcase.addCleanup(stop_task_units, sandbox)
         process = reactor.spawnProcess(
-            self._protocol, sys.executable, argv, env=environment, path=self.directory
+            self._protocol, argv[0], argv, env=environment, path=self.directory
         )
         self.pid = process.pid
         self._testcase.addCleanup(self.stop)
@@ -150,6 +164,9 @@ class Taru:
             if timeout.active():
                 timeout.cancel()
         self.base = f"http://127.0.0.1:{port}"
+        if sandbox is not None:
+            # nsenter forks to enter the PID namespace: signals go to its child.
+            self.pid = _only_child(self.pid)
         return self
 
     @property
@@ -198,6 +215,31 @@ class Taru:
 
         self._protocol.ended.addCallback(pass_on)
         return waiting
+
+
+def systemd_sandbox() -> Sandbox:
+    """
+    The real systemd the tests share, or a skip where it cannot boot (CI
+    counts a skip as a failure).
+    """
+    try:
+        return shared_sandbox()
+    except SandboxUnavailable as reason:
+        raise SkipTest(f"no systemd sandbox: {reason}") from None
+
+
+def stop_task_units(sandbox: Sandbox) -> None:
+    """
+    Stop whatever units of tasks a test left running in the shared sandbox.
+    """
+    sandbox.run("systemctl", "--user", "stop", "taru-*.service")
+    sandbox.run("systemctl", "--user", "reset-failed", "taru-*.service")
+
+
+def _only_child(pid: int) -> int:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        [child] = children.read().split()
+    return int(child)
 
 
 def http_client(testcase: TestCase) -> HTTPClient:

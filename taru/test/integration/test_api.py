@@ -127,7 +127,7 @@ async def start_taru(testcase: TestCase, config: str) -> Taru:
     """
     Start a real Taru that runs its tasks as plain child processes.
     """
-    return await Taru(testcase, config, ["--runner", "direct"]).start()
+    return await Taru(testcase, config).start()
 
 
 async def until(
