@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+import taru
 from taru.api import TaruAPI
 from taru.config import Config, ConfigError, load_config
 from taru.events import EventBroadcaster
@@ -68,7 +69,8 @@ def default_endpoint(environ: dict[str, str] | None = None) -> str:
     Where Taru listens when not told: on the first socket systemd passed to
     this process, else on TCP port 3000 on all interfaces.
     """
-    environ = dict(os.environ) if environ is None else environ
+    if environ is None:
+        environ = {**os.environ, **taru.SOCKET_ACTIVATION}
     passed = environ.get("LISTEN_PID") == str(os.getpid()) and environ.get(
         "LISTEN_FDS", "0"
     ) not in ("", "0")

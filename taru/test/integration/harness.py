@@ -99,16 +99,20 @@ class Taru:
         config: str,
         arguments: Sequence[str] = (),
         environment: Mapping[str, str] | None = None,
+        directory: str | None = None,
     ) -> None:
         """
         @param config: the configuration file's contents.
         @param arguments: more command-line arguments for C{taru}.
         @param environment: variables added to the environment Taru itself
             runs with.
+        @param directory: the folder of an earlier Taru to take the place of,
+            with its state; a new folder when not given.
         """
         self._testcase = testcase
-        directory = testcase.mktemp()
-        os.makedirs(directory)
+        if directory is None:
+            directory = testcase.mktemp()
+            os.makedirs(directory)
         self.directory = os.path.abspath(directory)
         self.config_path = os.path.join(self.directory, "taru.yml")
         self.state_directory = os.path.join(self.directory, "state")
@@ -118,6 +122,21 @@ class Taru:
         self._protocol = _TaruProtocol()
         self.base = ""
         self.pid = 0
+
+    def successor(self) -> Taru:
+        """
+        A Taru to start after this one, on the same configuration and state,
+        as when Taru is restarted.
+        """
+        with open(self.config_path, encoding="utf-8") as config_file:
+            config = config_file.read()
+        return Taru(
+            self._testcase,
+            config,
+            self._arguments,
+            self._environment,
+            directory=self.directory,
+        )
 
     def write_config(self, config: str) -> None:
         """
