@@ -185,16 +185,26 @@ class PipeReader:
         return "task-output"
 
     def doRead(self) -> None:
+        if self._read() is False:
+            self.close()
+
+    def _read(self) -> bool | None:
+        """
+        Read one chunk into the output.
+
+        @return: whether anything was read; L{None} when nothing is there
+            yet, L{False} at the end of the pipe.
+        """
         try:
             data = os.read(self._fd, READ_SIZE)
         except BlockingIOError:
-            return
+            return None
         except OSError:
             data = b""
-        if data:
-            self._output.append(data)
-        else:
-            self.close()
+        if not data:
+            return False
+        self._output.append(data)
+        return True
 
     def connectionLost(self, reason: Failure) -> None:
         self.close()
@@ -221,17 +231,8 @@ class PipeReader:
         @return: whether the pipe is closed.
         """
         for _ in range(DRAIN_READS):
-            if self._fd < 0 or self._paused:
+            if self._fd < 0 or self._paused or not self._read():
                 break
-            try:
-                data = os.read(self._fd, READ_SIZE)
-            except BlockingIOError:
-                break
-            except OSError:
-                data = b""
-            if not data:
-                break
-            self._output.append(data)
         if self._paused:
             return False
         self.close()
@@ -265,12 +266,17 @@ class _ExitWatcher(ProcessProtocol):
         self.pid = self.transport.pid
 
     def processEnded(self, reason: Failure) -> None:
-        value = reason.value
-        if isinstance(value, ProcessTerminated):
-            status = ExitStatus(exit_code=value.exitCode, signal=value.signal)
-        else:
-            status = ExitStatus(exit_code=0)
-        self.exited.callback(status)
+        self.exited.callback(exit_status_of(reason))
+
+
+def exit_status_of(reason: Failure) -> ExitStatus:
+    """
+    How a process ended, from the reason Twisted gives a process protocol.
+    """
+    value = reason.value
+    if isinstance(value, ProcessTerminated):
+        return ExitStatus(exit_code=value.exitCode, signal=value.signal)
+    return ExitStatus(exit_code=0)
 
 
 def _spawn(

@@ -32,7 +32,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import (
     IDelayedCall,
     IReactorFDSet,
@@ -52,6 +51,7 @@ from taru.runners import (
     IRunningTask,
     PipeReader,
     RunnerError,
+    exit_status_of,
     manager_environment,
 )
 
@@ -162,12 +162,7 @@ class _Reporter(ProcessProtocol):
     errReceived = outReceived
 
     def processEnded(self, reason: Failure) -> None:
-        code: int | None = 0
-        if isinstance(reason.value, ProcessTerminated):
-            code = reason.value.exitCode
-        elif not isinstance(reason.value, ProcessDone):
-            code = None
-        self.ended.callback(code)
+        self.ended.callback(exit_status_of(reason).exit_code)
 
 
 @implementer(IRunningTask)

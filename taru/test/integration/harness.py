@@ -19,7 +19,6 @@ from treq import collect
 from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
@@ -27,6 +26,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
+from taru.runners import exit_status_of
 from taru.test.integration.sandbox import (
     Sandbox,
     SandboxUnavailable,
@@ -71,11 +71,7 @@ class _TaruProtocol(ProcessProtocol):
     errReceived = outReceived
 
     def processEnded(self, reason: Failure) -> None:
-        code: int | None = 0
-        if isinstance(reason.value, ProcessTerminated):
-            code = reason.value.exitCode
-        elif not isinstance(reason.value, ProcessDone):
-            code = None
+        code = exit_status_of(reason).exit_code
         if not self.listening.called:
             self.listening.errback(
                 RuntimeError(
@@ -259,6 +255,24 @@ def _only_child(pid: int) -> int:
     with open(f"/proc/{pid}/task/{pid}/children") as children:
         [child] = children.read().split()
     return int(child)
+
+
+def command_lines() -> list[tuple[int, list[bytes]]]:
+    """
+    Every live process with the arguments of its command line.
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                arguments = cmdline.read().split(b"\0")[:-1]
+        except OSError:
+            continue
+        if arguments:
+            found.append((int(entry), arguments))
+    return found
 
 
 def http_client(testcase: TestCase) -> HTTPClient:

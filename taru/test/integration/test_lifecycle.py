@@ -23,6 +23,7 @@ from twisted.trial.unittest import TestCase
 import taru
 from taru.test.integration.harness import (
     Taru,
+    command_lines,
     follow,
     http_client,
     is_exit_status,
@@ -52,9 +53,7 @@ def processes_with(marker: str) -> list[int]:
     The processes whose command line holds C{marker}.
     """
     needle = marker.encode("ascii")
-    return [
-        pid for pid, arguments in _command_lines() if needle in b" ".join(arguments)
-    ]
+    return [pid for pid, arguments in command_lines() if needle in b" ".join(arguments)]
 
 
 def sleeping(marker: str) -> list[int]:
@@ -64,27 +63,9 @@ def sleeping(marker: str) -> list[int]:
     wanted = [b"sleep", marker.encode("ascii")]
     return [
         pid
-        for pid, arguments in _command_lines()
+        for pid, arguments in command_lines()
         if [os.path.basename(arguments[0]), *arguments[1:]] == wanted
     ]
-
-
-def _command_lines() -> list[tuple[int, list[bytes]]]:
-    """
-    Every live process with the arguments of its command line.
-    """
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                arguments = cmdline.read().split(b"\0")[:-1]
-        except OSError:
-            continue
-        if arguments:
-            found.append((int(entry), arguments))
-    return found
 
 
 def describe_processes_with(marker: str) -> str:
@@ -94,7 +75,7 @@ def describe_processes_with(marker: str) -> str:
     remaining = set(processes_with(marker))
     return "; ".join(
         f"{pid}: {b' '.join(arguments).decode('utf-8', 'replace')}"
-        for pid, arguments in _command_lines()
+        for pid, arguments in command_lines()
         if pid in remaining
     )
 

@@ -17,6 +17,7 @@ from twisted.trial.unittest import TestCase
 
 from taru.test.integration.harness import (
     Taru,
+    command_lines,
     http_client,
     is_exit_status,
     open_events,
@@ -60,17 +61,8 @@ def sleeping(marker: str) -> list[int]:
     """
     Processes anywhere on the machine running C{sleep 300.MARKER}.
     """
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                if cmdline.read() == b"sleep\x00300." + marker.encode() + b"\x00":
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
+    wanted = [b"sleep", b"300." + marker.encode()]
+    return [pid for pid, arguments in command_lines() if arguments == wanted]
 
 
 async def request(client, method: str, url: str) -> tuple[int, str]:
