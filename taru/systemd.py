@@ -28,7 +28,7 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
@@ -194,15 +194,20 @@ class _UnitRun:
 
     def _gone(self, _: object) -> None:
         """
-        The unit is over: take what is left in the FIFO, then report the
-        status file's record.
+        The unit is over: take what is left in the FIFO, once followers that
+        are behind have caught up, then report the status file's record.
         """
-        if self._reader is not None:
-            self._reader.drain_and_close()
+        status = self._runner.read_status(self._unit)
         if self._keeper is not None:
             os.close(self._keeper)
+        if self._reader is None or self._reader.drain_and_close():
+            self._finish(status)
+        else:
+            self._reader.closed.addCallback(lambda _: self._finish(status))
+
+    def _finish(self, status: ExitStatus) -> None:
         self._output.close()
-        self.ended.callback(self._runner.read_status(self._unit))
+        self.ended.callback(status)
 
 
 @implementer(IRunner)
@@ -346,21 +351,7 @@ class SystemdRunner:
         units = {unit_name(task): task for task in tasks}
         if not units:
             return []
-        reporter = _Reporter()
-        self._reactor.spawnProcess(
-            reporter,
-            self._systemctl,
-            [
-                self._systemctl,
-                "--user",
-                "show",
-                "--property=Id,ActiveState",
-                "--",
-                *units,
-            ],
-            env=manager_environment(),
-            childFDs={0: "w", 1: "r", 2: "r"},
-        )
+        reporter = self._systemctl_says(["show", "--property=Id,ActiveState"], units)
         await reporter.ended
         found = []
         for block in bytes(reporter.said).split(b"\n\n"):
@@ -388,14 +379,8 @@ class SystemdRunner:
         """
         Ask systemd for a unit's C{ActiveState}; empty when it is unknown.
         """
-        reporter = _Reporter()
-        self._reactor.spawnProcess(
-            reporter,
-            self._systemctl,
-            [self._systemctl, "--user", "show", "--property=ActiveState", "--value"]
-            + ["--", unit],
-            env=manager_environment(),
-            childFDs={0: "w", 1: "r", 2: "r"},
+        reporter = self._systemctl_says(
+            ["show", "--property=ActiveState", "--value"], [unit]
         )
         return reporter.ended.addCallback(lambda _: bytes(reporter.said).strip())
 
@@ -403,15 +388,24 @@ class SystemdRunner:
         """
         Stop a unit: systemd ends its whole control group.
         """
+        reporter = self._systemctl_says(["stop"], [unit])
+        reporter.ended.addCallback(self._stopped, unit, reporter)
+
+    def _systemctl_says(
+        self, command: Sequence[str], units: Iterable[str]
+    ) -> _Reporter:
+        """
+        Run C{systemctl --user COMMAND -- UNITS}, and watch what it says.
+        """
         reporter = _Reporter()
         self._reactor.spawnProcess(
             reporter,
             self._systemctl,
-            [self._systemctl, "--user", "stop", "--", unit],
+            [self._systemctl, "--user", *command, "--", *units],
             env=manager_environment(),
             childFDs={0: "w", 1: "r", 2: "r"},
         )
-        reporter.ended.addCallback(self._stopped, unit, reporter)
+        return reporter
 
     def _stopped(self, code: int | None, unit: str, reporter: _Reporter) -> None:
         if code != 0:
