@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from attrs import define, field
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -58,6 +58,8 @@ class AlreadyRunning(Exception):
 
 # How much of an Enum source's output is read for values.
 ENUM_SOURCE_LIMIT = 1024 * 1024
+
+T = TypeVar("T")
 
 NEW = "new"
 RUNNING = "running"
@@ -229,7 +231,9 @@ class Tasks:
         Start a run of a task.
 
         The task counts as running from the moment this is called, so that
-        of simultaneous starts exactly one goes ahead.
+        of simultaneous starts exactly one goes ahead. Cancelling the wait
+        (a client that goes away) does not cancel the start: a run that the
+        runner starts is followed to its end in any case.
 
         @param argv: the substituted command.
         @param user: who started it, for the log.
@@ -256,6 +260,13 @@ class Tasks:
         state.current = run
         if on_output is not None:
             on_output(output)
+        return await _shielded(Deferred.fromCoroutine(self._launch(state, run)))
+
+    async def _launch(self, state: TaskState, run: Run) -> Run:
+        """
+        Have the runner start a run, and account for how that went.
+        """
+        name, argv, output = run.task.name, run.argv, run.output
         try:
             process = await self._runner.start(
                 name, argv, task_environment(name), output
@@ -272,13 +283,16 @@ class Tasks:
                 )
                 self._follow_elsewhere(state, read_output=False)
                 raise AlreadyRunning(name) from None
+            self._log.warn(
+                "task {task} could not start: {error}", task=name, error=str(error)
+            )
             raise
 
         self._log.info(
             "task {task} started as run {run_id} by {user}: {argv}",
             task=name,
             run_id=run.run_id,
-            user=user,
+            user=run.user,
             argv=list(argv),
         )
         self._begin(state, run, process)
@@ -407,3 +421,17 @@ class Tasks:
                 state.current.process.stop()
                 ending.append(state.current.process.ended)
         return DeferredList(ending)
+
+
+def _shielded(work: Deferred[T]) -> Deferred[T]:
+    """
+    Wait for C{work} in a way that can be cancelled without cancelling it.
+    """
+    waiting: Deferred[T] = Deferred()
+
+    def relay(result: object) -> None:
+        if not waiting.called:
+            waiting.callback(result)  # type: ignore[arg-type]  # T, or a Failure
+
+    work.addBoth(relay)
+    return waiting

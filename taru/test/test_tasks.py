@@ -277,6 +277,24 @@ class SlowStartTests(TasksTestCase):
         self.assertTrue(stopping)
         self.assertEqual(self.runner.started[0].stop_count, 1)
 
+    def test_cancelled_wait_keeps_the_run(self) -> None:
+        """
+        A caller that stops waiting for a start (its client went away) does
+        not cancel it: the run starts and is followed to its end.
+        """
+        starting = Deferred.fromCoroutine(self.tasks.start("ping", ARGV, None))
+        pending = self.runner.pending
+        assert pending is not None
+        self.runner.pending = None
+
+        starting.cancel()
+        pending.callback(None)
+
+        self.failureResultOf(starting, CancelledError)
+        self.assertEqual(self.tasks.get("ping").state, RUNNING)
+        self.runner.started[0].end(0)
+        self.assertEqual(self.tasks.get("ping").state, FINISHED)
+
     def test_output_given_before_start(self) -> None:
         """
         The caller gets the run's output before the runner is asked to start
