@@ -147,13 +147,36 @@ class Spool:
         Followers of the last run keep reading it: its file stays open until
         they are done.
         """
-        path = self.path_for(task)
-        partial = f"{path}.partial"
+        output = self.prepare(task)
+        self.keep(task)
+        return output
+
+    def prepare(self, task: str) -> Output:
+        """
+        Start a new spool file for a run of C{task} that may not happen: the
+        last run's file stays in its place until L{keep}.
+        """
         # Someone may have removed the folder since Taru started.
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        partial = f"{self.path_for(task)}.partial"
         fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        os.replace(partial, path)
         return Output(SpoolStore(fd), kept=True)
+
+    def keep(self, task: str) -> None:
+        """
+        The run went ahead: its spool file replaces the last run's.
+        """
+        path = self.path_for(task)
+        os.replace(f"{path}.partial", path)
+
+    def discard(self, task: str) -> None:
+        """
+        The run did not happen: the last run's spool file stays.
+        """
+        try:
+            os.unlink(f"{self.path_for(task)}.partial")
+        except FileNotFoundError:
+            pass
 
     def resume(self, task: str) -> Output:
         """

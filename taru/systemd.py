@@ -23,6 +23,7 @@ command is passed doubled.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -45,6 +46,7 @@ from zope.interface import implementer
 
 from taru.output import Output
 from taru.runners import (
+    STOP_GRACE_SECONDS,
     AlreadyRunningElsewhere,
     ExitStatus,
     IRunner,
@@ -57,6 +59,9 @@ from taru.runners import (
 
 # How often a run that this Taru did not start is checked for its end.
 POLL_SECONDS = 1.0
+
+# The longest unit name systemd takes.
+UNIT_NAME_MAX = 255
 
 # How systemd-run says the unit started, and how systemctl names unit states
 # that are over.
@@ -85,8 +90,22 @@ def escape_unit_name(name: str) -> str:
 def unit_name(task: str) -> str:
     """
     The fixed unit name every run of C{task} uses.
+
+    systemd takes names of at most L{UNIT_NAME_MAX} characters: a longer
+    escaped name is cut, and ends with a digest of the whole task name so
+    that it stays its task's alone.
     """
-    return f"taru-{escape_unit_name(task)}.service"
+    escaped = escape_unit_name(task)
+    longest = UNIT_NAME_MAX - len("taru-.service")
+    if len(escaped) > longest:
+        digest = hashlib.sha256(task.encode("utf-8")).hexdigest()[:16]
+        escaped = escaped[: longest - len(digest) - 1]
+        # Do not cut an escape sequence in two.
+        cut = escaped.rfind("\\", len(escaped) - 3)
+        if cut != -1:
+            escaped = escaped[:cut]
+        escaped = f"{escaped}_{digest}"
+    return f"taru-{escaped}.service"
 
 
 def escape_dollars(word: str) -> str:
@@ -245,9 +264,13 @@ class SystemdRunner:
         """
         The FIFO or status file of a unit. Escaped unit names hold
         backslashes, which systemd's parsers would read as escapes; C{~}
-        never occurs in them, so it takes their place.
+        never occurs in them, so it takes their place. A name too long for
+        a file is replaced by its digest.
         """
-        return os.path.join(self._directory, unit.replace("\\", "~") + suffix)
+        name = unit.replace("\\", "~")
+        if len(name) + len(suffix) > 200:
+            name = hashlib.sha256(unit.encode("utf-8")).hexdigest()
+        return os.path.join(self._directory, name + suffix)
 
     def read_status(self, unit: str) -> ExitStatus:
         """
@@ -298,6 +321,7 @@ class SystemdRunner:
             "--wait",
             "--collect",
             f"--unit={unit}",
+            f"--property=TimeoutStopSec={STOP_GRACE_SECONDS:g}",
             f"--working-directory={os.getcwd()}",
             f"--property=ExecStopPost=/bin/sh -c '{record}' sh {_quoted(status)}",
             *(f"--setenv={key}={value}" for key, value in environment.items()),
@@ -314,6 +338,10 @@ class SystemdRunner:
         output: Output,
     ) -> IRunningTask:
         unit = unit_name(task)
+        # The unit's FIFO and status file are made anew below: not while a
+        # run of it goes on, started by a Taru that forgot it or by another.
+        if await self.active_state(unit) not in _OVER:
+            raise AlreadyRunningElsewhere(unit)
         try:
             fifos = self._open_fifo(unit, fresh=True)
         except OSError as error:

@@ -248,7 +248,7 @@ class Tasks:
         if state.current is not None:
             raise AlreadyRunning(name)
         spec = state.spec
-        output = self._spool.create(name) if spec.buffered else Output.unbuffered()
+        output = self._spool.prepare(name) if spec.buffered else Output.unbuffered()
         run = Run(
             run_id=next(self._run_ids),
             task=spec,
@@ -275,6 +275,8 @@ class Tasks:
             state.current = None
             output.close()
             output.release()
+            if run.task.buffered:
+                self._spool.discard(name)
             self._release_waiters(state, state.last.status if state.last else None)
             if isinstance(error, AlreadyRunningElsewhere):
                 self._log.warn(
@@ -288,6 +290,8 @@ class Tasks:
             )
             raise
 
+        if run.task.buffered:
+            self._spool.keep(name)
         self._log.info(
             "task {task} started as run {run_id} by {user}: {argv}",
             task=name,

@@ -29,6 +29,7 @@ from taru.runners import (
 )
 from taru.systemd import (
     POLL_SECONDS,
+    UNIT_NAME_MAX,
     SystemdRunner,
     escape_dollars,
     escape_unit_name,
@@ -177,6 +178,42 @@ class EscapeDollarsTests(SynchronousTestCase):
         self.assertEqual(escaped.replace("$$", "$"), word)
 
 
+class LongNameTests(SynchronousTestCase):
+    """
+    Task names of any length give unit names and files systemd and the file
+    system take.
+    """
+
+    @given(st.text(min_size=1, max_size=400))
+    def test_unit_names_fit(self, task: str) -> None:
+        """
+        Every unit name is at most L{UNIT_NAME_MAX} characters, ends as a
+        service, and holds no cut escape sequence.
+        """
+        name = unit_name(task)
+
+        self.assertLessEqual(len(name), UNIT_NAME_MAX)
+        self.assertTrue(name.startswith("taru-") and name.endswith(".service"))
+        body = name[len("taru-") : -len(".service")]
+        for index, character in enumerate(body):
+            if character == "\\":
+                self.assertRegex(body[index : index + 4], r"^\\x[0-9a-f]{2}$")
+
+    def test_long_names_stay_apart(self) -> None:
+        """
+        Long task names that share their beginning get different units.
+        """
+        first, second = unit_name("m" * 300 + "a"), unit_name("m" * 300 + "b")
+
+        self.assertNotEqual(first, second)
+
+    def test_short_names_unchanged(self) -> None:
+        """
+        A name that fits is only escaped.
+        """
+        self.assertEqual(unit_name("é" * 30), "taru-" + "\\xc3\\xa9" * 30 + ".service")
+
+
 class ExitStatusFromTests(SynchronousTestCase):
     """
     L{exit_status_from} reads the record C{ExecStopPost=} writes.
@@ -232,7 +269,12 @@ class SystemdRunnerTests(SynchronousTestCase):
         self.fifo = files + ".fifo"
         self.status = files + ".status"
 
-    def start(self) -> tuple[Deferred[IRunningTask], SpawnedProcess]:
+    def start(
+        self, state: bytes = b"inactive\n"
+    ) -> tuple[Deferred[IRunningTask], SpawnedProcess]:
+        """
+        Start the task; systemd first says the unit is in C{state}.
+        """
         starting = Deferred.fromCoroutine(
             self.runner.start(
                 "db/dump-all",
@@ -241,6 +283,7 @@ class SystemdRunnerTests(SynchronousTestCase):
                 self.output,
             )
         )
+        self.answer_state(state)
         return starting, self.reactor.spawned[-1]
 
     def started(self) -> tuple[IRunningTask, SpawnedProcess]:
@@ -273,23 +316,25 @@ class SystemdRunnerTests(SynchronousTestCase):
 
     def test_command(self) -> None:
         """
-        The task runs as C{systemd-run --user --wait} in its fixed unit, its
+        The task runs as C{systemd-run --user --wait} in its fixed unit, with
+        the same stop grace period as the direct runner, its
         output sent to a FIFO in the state folder by a shell that then becomes
         the task, its result recorded after it stops, its environment set
         through C{--setenv}, and every C{$} of the command line doubled.
         """
         self.start()
 
-        [spawned] = self.reactor.spawned
+        [_, spawned] = self.reactor.spawned
         self.assertEqual(spawned.executable, SYSTEMD_RUN)
         self.assertEqual(
-            spawned.args[:6],
+            spawned.args[:7],
             [
                 SYSTEMD_RUN,
                 "--user",
                 "--wait",
                 "--collect",
                 f"--unit={self.unit}",
+                "--property=TimeoutStopSec=5",
                 f"--working-directory={os.getcwd()}",
             ],
         )
@@ -344,6 +389,21 @@ class SystemdRunnerTests(SynchronousTestCase):
 
         self.failureResultOf(starting, AlreadyRunningElsewhere)
         self.assertEqual(self.reactor.readers, set())
+
+    def test_running_unit_left_alone(self) -> None:
+        """
+        When the unit is active already, the start is refused before the
+        running unit's FIFO or status file is touched.
+        """
+        os.makedirs(os.path.dirname(self.fifo))
+        os.mkfifo(self.fifo)
+        before = os.stat(self.fifo).st_ino
+
+        starting, _ = self.start(state=b"active\n")
+
+        self.failureResultOf(starting, AlreadyRunningElsewhere)
+        self.assertEqual(os.stat(self.fifo).st_ino, before)
+        self.assertEqual(len(self.reactor.spawned), 1)
 
     def test_other_failure(self) -> None:
         """

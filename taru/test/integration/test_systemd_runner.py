@@ -42,6 +42,8 @@ tasks:
     arguments: [{{name: signal, datatype: String}}]
   long:
     command: [sleep, "30"]
+  stubborn:
+    command: [sh, -c, 'trap "" TERM; echo ready; while :; do sleep 0.2; done']
   echo:
     command: [printf, '%s', $text]
     arguments: [{{name: text, datatype: String}}]
@@ -99,6 +101,23 @@ class SystemdRunnerTests(TestCase):
 
         self.assertEqual((stopped[0], status), (200, (200, "null")))
         self.assertTrue(await wait_for(lambda: not sleeping(marker), 10))
+
+    async def test_stop_kills_what_ignores_sigterm(self) -> None:
+        """
+        A task that ignores SIGTERM is killed once the five seconds of grace
+        are over, as with the direct runner, not after systemd's own 90.
+        """
+        taru = await Taru(self, config()).start()
+        client = http_client(self)
+        await request(client, "POST", taru.url("/api/v1/task/stubborn"))
+        await sleep(0.5)
+        stopped_at = time.monotonic()
+
+        await request(client, "POST", taru.url("/api/v1/task/stubborn/stop"))
+        status = await request(client, "GET", taru.url("/api/v1/task/stubborn/status"))
+
+        self.assertEqual(status, (200, "null"))
+        self.assertLess(time.monotonic() - stopped_at, 15)
 
     async def test_exact_exit_statuses(self) -> None:
         """
