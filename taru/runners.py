@@ -132,6 +132,12 @@ class IRunner(Interface):
         Which of these tasks are running now, started by an earlier Taru?
         """
 
+    def ended_unseen(tasks: Sequence[str]) -> dict[str, ExitStatus]:
+        """
+        Which of these tasks ended, and how, while no Taru followed them?
+        Each is told once.
+        """
+
     def adopt(task: str, output: Output, read_output: bool) -> IRunningTask:
         """
         Follow a run of a task that this Taru did not start, until it ends.
@@ -512,6 +518,12 @@ class DirectRunner:
         them.
         """
         return []
+
+    def ended_unseen(self, tasks: Sequence[str]) -> dict[str, ExitStatus]:
+        """
+        None: the direct runner's tasks end with the Taru that started them.
+        """
+        return {}
 
     def adopt(self, task: str, output: Output, read_output: bool) -> IRunningTask:
         raise RunnerError("the direct runner cannot follow runs it did not start")

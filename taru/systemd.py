@@ -274,13 +274,25 @@ class SystemdRunner:
 
     def read_status(self, unit: str) -> ExitStatus:
         """
-        How a unit's last run ended, from its status file.
+        How a unit's last run ended, from its status file, which is then
+        removed: a status file that remains tells of a run no Taru saw end.
         """
+        path = self._path(unit, ".status")
         try:
-            with open(self._path(unit, ".status"), "rb") as status_file:
-                return exit_status_from(status_file.read())
+            with open(path, "rb") as status_file:
+                record = status_file.read()
         except OSError:
             return ExitStatus(exit_code=None)
+        os.unlink(path)
+        return exit_status_from(record)
+
+    def ended_unseen(self, tasks: Sequence[str]) -> dict[str, ExitStatus]:
+        ended = {}
+        for task in tasks:
+            unit = unit_name(task)
+            if os.path.exists(self._path(unit, ".status")):
+                ended[task] = self.read_status(unit)
+        return ended
 
     def _open_fifo(self, unit: str, fresh: bool) -> tuple[int, int] | None:
         """

@@ -322,11 +322,43 @@ class Tasks:
         as after a restart with the systemd runner, and follow each to its
         end, reading its output from where it is now.
         """
-        for name in await self._runner.running(list(self._states)):
+        running = await self._runner.running(list(self._states))
+        for name in running:
             state = self._states.get(name)
             if state is not None and state.current is None:
                 self._log.info("task {task} found running", task=name)
                 self._follow_elsewhere(state, read_output=True)
+        quiet = [name for name in self._states if name not in running]
+        for name, status in self._runner.ended_unseen(quiet).items():
+            self._log.info(
+                "task {task} ended while no Taru ran: exit code {exit_code},"
+                " signal {signal}",
+                task=name,
+                exit_code=status.exit_code,
+                signal=status.signal,
+            )
+            self._record_ended_unseen(self._states[name], status)
+
+    def _record_ended_unseen(self, state: TaskState, status: ExitStatus) -> None:
+        """
+        Count a run that ended while no Taru followed it as the task's last,
+        with its output as its spool file kept it.
+        """
+        spec = state.spec
+        output = self._spool.resume(spec.name) if spec.buffered else Output.unbuffered()
+        output.close()
+        run = Run(
+            run_id=next(self._run_ids),
+            task=spec,
+            argv=spec.command,
+            user=None,
+            started_at=self._clock.seconds(),
+            output=output,
+            status=status,
+        )
+        if state.last is not None:
+            state.last.output.release()
+        state.last = run
 
     def _follow_elsewhere(self, state: TaskState, read_output: bool) -> None:
         """

@@ -148,6 +148,7 @@ class FakeRunner:
     @ivar refusal: when set, the next starts raise this error instead.
     @ivar pending: when set, starts wait for this Deferred before they start.
     @ivar already_running: the tasks L{running} reports.
+    @ivar ended_meanwhile: the runs L{ended_unseen} reports.
     @ivar adopted: C{(task, read_output)} for each run adopted, with the
         running task it gave, in order.
     """
@@ -160,6 +161,7 @@ class FakeRunner:
         self.refusal: RunnerError | None = None
         self.pending: Deferred[None] | None = None
         self.already_running: list[str] = []
+        self.ended_meanwhile: dict[str, ExitStatus] = {}
         self.adopted: list[tuple[str, bool, FakeRunningTask]] = []
 
     async def start(
@@ -180,6 +182,13 @@ class FakeRunner:
 
     async def running(self, tasks: Sequence[str]) -> list[str]:
         return [task for task in self.already_running if task in tasks]
+
+    def ended_unseen(self, tasks: Sequence[str]) -> dict[str, ExitStatus]:
+        return {
+            task: status
+            for task, status in self.ended_meanwhile.items()
+            if task in tasks
+        }
 
     def adopt(self, task: str, output: Output, read_output: bool) -> IRunningTask:
         running = FakeRunningTask(output)

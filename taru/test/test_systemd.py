@@ -514,6 +514,20 @@ class SystemdRunnerTests(SynchronousTestCase):
         )
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
+    def test_ended_unseen(self) -> None:
+        """
+        A status file left from a run that no Taru saw end is told once, for
+        the task it belongs to.
+        """
+        os.makedirs(os.path.dirname(self.status))
+        with open(self.status, "w") as status_file:
+            status_file.write("exit-code exited 9\n")
+
+        first = self.runner.ended_unseen(["db/dump-all", "other"])
+        second = self.runner.ended_unseen(["db/dump-all", "other"])
+
+        self.assertEqual((first, second), ({"db/dump-all": ExitStatus(9)}, {}))
+
     def test_adopt_without_output(self) -> None:
         """
         Adopted without reading output, a run opens no FIFO and still ends

@@ -355,6 +355,21 @@ class ElsewhereTests(TasksTestCase):
             self.events.events, [("ping", "Started"), ("ping", {"ExitStatus": 0})]
         )
 
+    def test_recover_ended_unseen(self) -> None:
+        """
+        At start-up, a run that ended while no Taru followed it becomes the
+        task's last, with its exit code and the output its spool kept.
+        """
+        with open(self.spool.path_for("hosts"), "wb") as spool_file:
+            spool_file.write(b"alpha\n")
+        self.runner.ended_meanwhile = {"hosts": ExitStatus(exit_code=4)}
+
+        result_now(self.tasks.recover())
+
+        state = self.tasks.get("hosts")
+        self.assertEqual((state.state, state.exit_code), (FINISHED, 4))
+        self.assertEqual(self.tasks.enum_values("hosts"), ["alpha"])
+
     def test_recover(self) -> None:
         """
         At start-up, tasks found running are followed to their end, reading

@@ -42,6 +42,8 @@ tasks:
     arguments: [{{name: signal, datatype: String}}]
   long:
     command: [sleep, "30"]
+  slow_exit:
+    command: [sh, -c, 'echo before; sleep 1; exit 6']
   stubborn:
     command: [sh, -c, 'trap "" TERM; echo ready; while :; do sleep 0.2; done']
   echo:
@@ -250,6 +252,28 @@ class SystemdRunnerTests(TestCase):
         )
         self.assertTrue(output.startswith(b"tick 0\n"), output[:40])
         self.assertIn(b"tick 9\n", output)
+
+    async def test_run_that_ended_while_taru_was_down(self) -> None:
+        """
+        A unit that ends while no Taru runs is reported by the next Taru:
+        finished, with its exit code and its output.
+        """
+        first = await Taru(self, config()).start()
+        client = http_client(self)
+        await request(client, "POST", first.url("/api/v1/task/slow_exit"))
+        await sleep(0.5)  # what it writes while no Taru reads is lost
+        first.signal(signal.SIGKILL)
+        await first.ended()
+        await sleep(2)
+
+        second = await first.successor().start()
+        state = await task_state(client, second, "slow_exit")
+        output = await request(
+            client, "GET", second.url("/api/v1/task/slow_exit/output")
+        )
+
+        self.assertEqual(state, ("finished", 6))
+        self.assertEqual(output, (200, "before\n"))
 
 
 async def _gather(*requests):
