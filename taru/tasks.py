@@ -344,18 +344,9 @@ class Tasks:
         Count a run that ended while no Taru followed it as the task's last,
         with its output as its spool file kept it.
         """
-        spec = state.spec
-        output = self._spool.resume(spec.name) if spec.buffered else Output.unbuffered()
-        output.close()
-        run = Run(
-            run_id=next(self._run_ids),
-            task=spec,
-            argv=spec.command,
-            user=None,
-            started_at=self._clock.seconds(),
-            output=output,
-            status=status,
-        )
+        run = self._run_from_before(state.spec, read_output=True)
+        run.output.close()
+        run.status = status
         if state.last is not None:
             state.last.output.release()
         state.last = run
@@ -365,12 +356,20 @@ class Tasks:
         Count a task as running in a run this Taru did not start, until it
         ends.
         """
-        spec = state.spec
+        run = self._run_from_before(state.spec, read_output)
+        process = self._runner.adopt(state.spec.name, run.output, read_output)
+        self._begin(state, run, process)
+
+    def _run_from_before(self, spec: TaskSpec, read_output: bool) -> Run:
+        """
+        A run this Taru did not start: who started it and with which
+        arguments is unknown; a buffered one's output goes on in its spool.
+        """
         if read_output and spec.buffered:
             output = self._spool.resume(spec.name)
         else:
             output = Output.unbuffered()
-        run = Run(
+        return Run(
             run_id=next(self._run_ids),
             task=spec,
             argv=spec.command,
@@ -378,7 +377,6 @@ class Tasks:
             started_at=self._clock.seconds(),
             output=output,
         )
-        self._begin(state, run, self._runner.adopt(spec.name, output, read_output))
 
     def _release_waiters(self, state: TaskState, status: ExitStatus | None) -> None:
         waiters, state._waiters = state._waiters, []
