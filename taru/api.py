@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
@@ -34,10 +35,22 @@ from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
 from taru.output import STALL_SECONDS, Follower, FollowerStalled, Output
 from taru.permissions import Access, NotAuthenticated, UnknownUser, access_for
 from taru.runners import ExitStatus, RunnerError
-from taru.tasks import AlreadyRunning, NoSuchTask, Run, Tasks
+from taru.tasks import AlreadyRunning, NoSuchTask, Run, Tasks, TaskState
 
 # Status code for ?check=true when a run did not exit with 0.
 CHECK_FAILED = 520
+
+# What a browser may load for the web interface: its own files, nothing inline,
+# nothing from elsewhere.
+INTERFACE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';"
+    " connect-src 'self'; base-uri 'none'; form-action 'self';"
+    " frame-ancestors 'none'"
+)
+
+# Everything else, output included, may load nothing at all, so that output a
+# task labels as HTML cannot run scripts as Taru's page.
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 # The most a request body may hold.
 MAX_BODY_BYTES = 64 * 1024
@@ -310,6 +323,8 @@ class TaruRequest(server.Request):
         # Request's own methods are not annotated.
         nosniff = (b"x-content-type-options", b"nosniff")
         self.setHeader(*nosniff)  # type: ignore[no-untyped-call]
+        policy = (b"content-security-policy", API_POLICY.encode("ascii"))
+        self.setHeader(*policy)  # type: ignore[no-untyped-call]
         super().process()  # type: ignore[no-untyped-call]
 
 
@@ -418,6 +433,8 @@ class TaruAPI:
                 "meta": state.spec.meta,
                 "state": state.state,
                 "exit_code": state.exit_code,
+                **self._timing(state),
+                "buffered": state.spec.buffered,
                 "can_run": can_run,
                 "can_view_output": access.can_view_output(name),
                 "arguments": [
@@ -428,6 +445,22 @@ class TaruAPI:
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         return json.dumps(listing).encode("utf-8")
+
+    def _timing(self, state: TaskState) -> dict[str, Any]:
+        """
+        When the latest run started, and how long it has run or ran.
+        """
+        run = state.last
+        if run is None:
+            return {"started_at": None, "duration": None}
+        ended_at = self.clock.seconds() if run.ended_at is None else run.ended_at
+        started = datetime.fromtimestamp(run.started_at, timezone.utc)
+        return {
+            "started_at": started.isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z"
+            ),
+            "duration": round(max(ended_at - run.started_at, 0.0), 3),
+        }
 
     def _describe_argument(
         self, argument: ArgumentSpec, access: Access, can_run: bool
@@ -621,4 +654,5 @@ class TaruAPI:
             raise NoSuchPage()
         if b"\0" in unquote_to_bytes(request.path):
             raise NoSuchPage()
+        request.setHeader(b"content-security-policy", INTERFACE_POLICY.encode("ascii"))
         return _NoListingFile(self.public)

@@ -76,6 +76,8 @@ class Run:
     @ivar output: what the run writes.
     @ivar process: the runner's handle on its process, once started.
     @ivar status: how it ended, once it has.
+    @ivar started_at: when it started, in the clock's seconds.
+    @ivar ended_at: when it ended, once it has.
     """
 
     run_id: int
@@ -87,6 +89,7 @@ class Run:
     process: IRunningTask | None = None
     status: ExitStatus | None = None
     stop_requested: bool = False
+    ended_at: float | None = None
 
 
 @define
@@ -347,6 +350,7 @@ class Tasks:
         run = self._run_from_before(state.spec, read_output=True)
         run.output.close()
         run.status = status
+        run.ended_at = run.started_at
         if state.last is not None:
             state.last.output.release()
         state.last = run
@@ -385,6 +389,7 @@ class Tasks:
 
     def _ended(self, status: ExitStatus, state: TaskState, run: Run) -> None:
         run.status = status
+        run.ended_at = self._clock.seconds()
         state.current = None
         name = run.task.name
         if self._retiring.get(name) is state:

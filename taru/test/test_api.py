@@ -239,6 +239,10 @@ class TaskListTests(APITestCase):
         self.assertEqual(self.header(response, "content-type"), "application/json")
         self.assertEqual(self.header(response, "cache-control"), "no-store")
         self.assertEqual(self.header(response, "x-content-type-options"), "nosniff")
+        self.assertEqual(
+            self.header(response, "content-security-policy"),
+            "default-src 'none'; frame-ancestors 'none'",
+        )
 
     def test_every_task_in_order(self) -> None:
         """
@@ -262,6 +266,9 @@ class TaskListTests(APITestCase):
                 "meta": {"description": "Ping a host"},
                 "state": "new",
                 "exit_code": None,
+                "started_at": None,
+                "duration": None,
+                "buffered": True,
                 "can_run": True,
                 "can_view_output": True,
                 "arguments": [
@@ -278,6 +285,7 @@ class TaskListTests(APITestCase):
             listing["count"]["arguments"], [{"name": "n", "datatype": "Int"}]
         )
         self.assertEqual(listing["dump"]["meta"], {})
+        self.assertIs(listing["dump"]["buffered"], False)
 
     def test_running(self) -> None:
         """
@@ -291,6 +299,36 @@ class TaskListTests(APITestCase):
             (listing["hosts"]["state"], listing["hosts"]["exit_code"]),
             ("running", None),
         )
+
+    def test_running_time(self) -> None:
+        """
+        A running task tells when it started, in UTC, and how long it has
+        run so far.
+        """
+        self.clock.advance(1_700_000_000.25)
+        self.post("/api/v1/task/hosts")
+        self.clock.advance(2.5)
+
+        listing = self.tasks_listed()
+
+        self.assertEqual(
+            (listing["hosts"]["started_at"], listing["hosts"]["duration"]),
+            ("2023-11-14T22:13:20.250Z", 2.5),
+        )
+
+    def test_finished_time(self) -> None:
+        """
+        An ended run's duration is how long it ran, however long ago it
+        ended.
+        """
+        self.post("/api/v1/task/hosts")
+        self.clock.advance(4)
+        self.started().end(0)
+        self.clock.advance(60)
+
+        listing = self.tasks_listed()
+
+        self.assertEqual(listing["hosts"]["duration"], 4.0)
 
     def test_finished(self) -> None:
         """
@@ -1440,6 +1478,24 @@ class PublicFolderTests(APITestCase):
         response = self.get("/api/v1/tasks")
 
         self.assertEqual(response.code, 200)
+
+    def test_page_policy(self) -> None:
+        """
+        The page may load scripts, styles and images from Taru only, and
+        nothing inline: its policy says so.
+        """
+        # HEAD: Twisted's file producer needs a real transport to pull it.
+        response = self.successResultOf(self.request("HEAD", "/index.html"))
+
+        policy = self.header(response, "content-security-policy") or ""
+        directives = {}
+        for directive in policy.split(";"):
+            name, value = directive.strip().split(" ", 1)
+            directives[name] = value
+        self.assertEqual(directives["default-src"], "'none'")
+        for kind in ["script-src", "style-src", "img-src", "connect-src"]:
+            self.assertEqual(directives[kind], "'self'")
+        self.assertEqual(directives["frame-ancestors"], "'none'")
 
     def test_missing_file(self) -> None:
         """
