@@ -129,7 +129,15 @@ class ExampleTests(SynchronousTestCase):
 
         self.assertEqual(
             list(config.tasks),
-            ["uptime", "countdown", "hosts", "greet", "repeat", "environment"],
+            [
+                "uptime",
+                "countdown",
+                "progress",
+                "hosts",
+                "greet",
+                "repeat",
+                "environment",
+            ],
         )
         self.assertEqual(config.heartbeat, 15.0)
         self.assertIsNone(config.users)

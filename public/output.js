@@ -1,0 +1,153 @@
+// The output panel: one task's output, streamed live as it is written, with
+// the run's state, a stop button while it runs, and its exit code once it
+// ends.
+
+import * as api from "./api.js";
+import { Terminal } from "./terminal.js";
+import { formatDuration } from "./time.js";
+import { stateText } from "./tasks.js";
+
+export class OutputPanel {
+  // tasks: looks a task up by name, for its latest state.
+  constructor(root, tasks) {
+    this.root = root;
+    this.tasks = tasks;
+    this.title = root.querySelector("#output-task");
+    this.status = root.querySelector("#output-status");
+    this.stopButton = root.querySelector("#output-stop");
+    this.followButton = root.querySelector("#output-follow");
+    this.trimmed = root.querySelector("#output-trimmed");
+    this.raw = root.querySelector("#output-raw");
+    this.terminal = new Terminal(root.querySelector("#output"), {
+      onFollowChange: (following) => { this.followButton.hidden = following; },
+      onTrim: (lines) => {
+        this.trimmed.hidden = false;
+        this.trimmed.firstChild.textContent =
+          `The first ${lines.toLocaleString()} lines are not shown here. `;
+      },
+    });
+    this.name = null;
+    this.controller = null;
+    this.stopButton.addEventListener("click", () => this.stop());
+    this.followButton.addEventListener("click", () => this.terminal.follow());
+  }
+
+  // Start a task and show its whole output. Fails, leaving the panel as it
+  // was, when the task cannot start.
+  async run(task, parameters) {
+    const controller = new AbortController();
+    const response = await api.startWithOutput(task.name, parameters, controller.signal);
+    this.show(task, controller, "running…", true);
+    this.stream(task, response, controller);
+  }
+
+  // Show the output of a task's latest run, following it if it runs.
+  async view(task) {
+    if (this.name === task.name && this.controller) {
+      this.terminal.follow();
+      this.root.querySelector("#output").focus();
+      return;
+    }
+    const controller = new AbortController();
+    const running = task.state === "running";
+    this.show(task, controller, running ? "running…" : "loading…", running);
+    let response;
+    try {
+      response = await api.output(task.name, controller.signal);
+    } catch (error) {
+      if (error.name !== "AbortError") this.setStatus("ended", error.message);
+      throw error;
+    }
+    this.stream(task, response, controller);
+  }
+
+  show(task, controller, status, running) {
+    if (this.controller) this.controller.abort();
+    this.controller = controller;
+    this.name = task.name;
+    this.title.textContent = task.name;
+    this.trimmed.hidden = true;
+    this.raw.href = api.taskPath(task.name, "output");
+    this.terminal.reset();
+    this.setStatus("streaming", status);
+    this.stopButton.hidden = !(task.can_run && running);
+    if (window.matchMedia("(max-width: 52rem)").matches) {
+      this.root.scrollIntoView({ block: "start" });
+    }
+  }
+
+  async stream(task, response, controller) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let lost = null;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        await this.terminal.write(decoder.decode(value, { stream: true }));
+      }
+      await this.terminal.write(decoder.decode());
+    } catch (error) {
+      lost = error;
+    }
+    if (controller.signal.aborted) return;
+    await this.terminal.end();
+    if (controller.signal.aborted) return;
+    this.controller = null;
+    this.stopButton.hidden = true;
+    if (lost) {
+      this.setStatus("ended", "connection lost: the output shown may be incomplete");
+      return;
+    }
+    await this.showEnd(task);
+  }
+
+  // How the run shown ended.
+  async showEnd(task) {
+    const latest = this.tasks.get(task.name) || task;
+    if (latest.state === "new" && !this.terminal.linesShown) {
+      this.setStatus("ended", "never run");
+      return;
+    }
+    let text;
+    try {
+      text = stateText({ state: "finished", exit_code: await api.exitCode(task.name) });
+    } catch (error) {
+      text = error.message;
+    }
+    if (!task.buffered && task.state !== "running" && this.terminal.linesShown === 0) {
+      text += " · this task's output is only shown while it runs";
+    }
+    if (this.name === task.name && !this.controller) this.setStatus("ended", text);
+  }
+
+  setStatus(state, text) {
+    this.status.dataset.state = state;
+    this.status.textContent = text;
+  }
+
+  async stop() {
+    this.stopButton.disabled = true;
+    try {
+      await api.stop(this.name);
+    } catch (error) {
+      this.setStatus(this.status.dataset.state, error.message);
+    } finally {
+      this.stopButton.disabled = false;
+    }
+  }
+
+  // A task started or ended: keep the stop button true to it.
+  event(name, event) {
+    if (name !== this.name || !this.controller) return;
+    const task = this.tasks.get(name);
+    if (event === "Started") this.stopButton.hidden = !(task && task.can_run);
+  }
+
+  tick() {
+    if (this.controller && this.status.dataset.state === "streaming") {
+      const seconds = this.tasks.elapsed(this.name);
+      if (seconds !== null) this.status.textContent = `running… ${formatDuration(seconds)}`;
+    }
+  }
+}
