@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LISTEN ?= tcp:3000:interface=127.0.0.1
 
-.PHONY: run test unit integration lint clean
+.PHONY: run test unit integration lint bench-web clean
 
 $(BIN)/taru: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -14,23 +14,36 @@ $(BIN)/taru: setup.py
 	$(BIN)/pip install --quiet --editable '.[test,dev]' --config-settings editable_mode=compat
 	touch $@
 
+# The browser tests drive Debian's Chromium (Playwright's own browser download
+# is not used). Installing it needs root; the package lists are refreshed only
+# when the install fails without them.
+CHROMIUM := /usr/bin/chromium
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
+
+$(CHROMIUM):
+	$(APT_INSTALL) chromium || { apt-get update && $(APT_INSTALL) chromium; }
+
 run: $(BIN)/taru
 	$(BIN)/taru --listen $(LISTEN) --state-dir .taru-state examples/taru.yml
 
-test: $(BIN)/taru
+test: $(BIN)/taru $(CHROMIUM)
 	$(BIN)/trial --reporter=text taru
 	$(MAKE) --no-print-directory lint
 
 unit: $(BIN)/taru
 	$(BIN)/trial $$(ls taru/test/test_*.py | sed 's|/|.|g; s|\.py$$||')
 
-integration: $(BIN)/taru
+integration: $(BIN)/taru $(CHROMIUM)
 	$(BIN)/trial taru.test.integration
 
 lint: $(BIN)/taru
-	$(BIN)/ruff check taru twisted
-	$(BIN)/ruff format --check taru twisted
+	$(BIN)/ruff check taru twisted bench
+	$(BIN)/ruff format --check taru twisted bench
 	$(BIN)/mypy
+
+# How fast the web page shows 100,000 lines of output, in headless Chromium.
+bench-web: $(BIN)/taru $(CHROMIUM)
+	$(BIN)/python bench/web_output.py
 
 clean:
 	rm -rf $(VENV) _trial_temp build *.egg-info

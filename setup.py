@@ -21,6 +21,7 @@ setup(
     extras_require={
         "test": [
             "hypothesis>=6",
+            "playwright>=1.50",
         ],
         "dev": [
             "mypy>=1.10",
