@@ -34,6 +34,7 @@ from taru.config import ArgumentSpec, TaskSpec
 from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
 from taru.output import STALL_SECONDS, Follower, FollowerStalled, Output
 from taru.permissions import Access, NotAuthenticated, UnknownUser, access_for
+from taru.ranges import RangeNotSatisfiable, byte_range
 from taru.runners import ExitStatus, RunnerError
 from taru.tasks import AlreadyRunning, NoSuchTask, Run, Tasks, TaskState
 
@@ -86,8 +87,19 @@ _STATUS_FOR: list[tuple[type[Exception], int]] = [
     (NoSuchPage, 404),
     (NotAuthenticated, 401),
     (UnknownUser, 403),
+    (RangeNotSatisfiable, 416),
     (RunnerError, 500),
 ]
+
+
+def _run_tag(run: Run) -> bytes:
+    """
+    An entity tag that tells a run's output from any other run's, across
+    restarts too: a client resuming with C{Range} and C{If-Range} gets the
+    whole output again, not a part of another run's, when the task ran
+    again meanwhile.
+    """
+    return b'"%x"' % round(run.started_at * 1_000_000)
 
 
 def _text(request: IRequest, code: int, message: str) -> bytes:
@@ -404,6 +416,9 @@ class TaruAPI:
         """
         if failure.check(CancelledError):
             return None
+        if isinstance(failure.value, RangeNotSatisfiable):
+            content_range = failure.value.content_range().encode("ascii")
+            request.setHeader(b"content-range", content_range)
         for exception_type, code in _STATUS_FOR:
             if failure.check(exception_type):
                 return _text(request, code, str(failure.value))
@@ -507,15 +522,43 @@ class TaruAPI:
         """
         Stream a task's output: for a buffered task everything so far and
         then what follows, for an unbuffered one what follows; the response
-        ends with the run.
+        ends with the run. A buffered task's output may be asked for from a
+        given byte on, with C{Range}.
         """
         access = self._access(request)
         spec = self._allowed(access, name, Access.can_view_output)
         state = self.tasks.get(name)
-        if state.last is None:
-            self._output_headers(request, spec)
+        asked = request.getHeader(b"range")
+        run = state.last
+        if run is None or not run.output.kept:
+            if spec.buffered:
+                request.setHeader(b"accept-ranges", b"bytes")
+                if asked is not None:
+                    byte_range(asked.decode("latin-1"), 0, complete=True)
+            if run is None:
+                self._output_headers(request, spec)
+                return None
+            follower = run.output.follow(request, True, self.clock, paused=True)
+            await self._stream(request, spec, follower)
             return None
-        follower = state.last.output.follow(request, True, self.clock, paused=True)
+
+        output = run.output
+        tag = _run_tag(run)
+        request.setHeader(b"accept-ranges", b"bytes")
+        request.setHeader(b"etag", tag)
+        condition = request.getHeader(b"if-range")
+        offset, end = 0, None
+        if asked is not None and condition in (None, tag):
+            part = byte_range(asked.decode("latin-1"), output.size, output.closed)
+            offset, end = part.first, part.end
+            request.setResponseCode(206)
+            request.setHeader(b"content-range", part.content_range.encode("ascii"))
+        if output.closed:
+            length = (output.size if end is None else end) - offset
+            request.setHeader(b"content-length", b"%d" % length)
+        follower = output.follow(
+            request, True, self.clock, paused=True, offset=offset, end=end
+        )
         await self._stream(request, spec, follower)
         return None
 

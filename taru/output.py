@@ -210,11 +210,18 @@ class Follower:
         offset: int,
         clock: IReactorTime | None = None,
         paused: bool = False,
+        end: int | None = None,
     ) -> None:
+        """
+        @param offset: the first byte to write.
+        @param end: where to stop, before this byte; the end of the output
+            when L{None}.
+        """
         self._output = output
         self._consumer = consumer
         self._clock = clock
         self.offset = offset
+        self.end = end
         self.done: Deferred[None] = Deferred()
         self._paused = paused
         self._pumping = False
@@ -260,17 +267,32 @@ class Follower:
         else:
             self.done.errback(reason)
 
-    def pump(self) -> None:
+    def pump(self, arrived: bytes = b"") -> None:
         """
         Write what the output has beyond this follower's offset, until the
         consumer asks for a pause.
+
+        @param arrived: bytes that were just appended to the output; a
+            follower that had everything before them writes them as they
+            are, without reading them back.
         """
         if self._pumping or self._stopped:
             return
         self._pumping = True
         try:
+            if (
+                0 < len(arrived) <= CHUNK_SIZE
+                and not self._paused
+                and self.end is None
+                and self.offset == self._output.size - len(arrived)
+            ):
+                self.offset += len(arrived)
+                self._consumer.write(arrived)
             while not self._paused and not self._stopped:
-                data = self._output.read(self.offset, CHUNK_SIZE)
+                limit = CHUNK_SIZE
+                if self.end is not None:
+                    limit = min(limit, self.end - self.offset)
+                data = self._output.read(self.offset, limit) if limit > 0 else b""
                 if not data:
                     break
                 self.offset += len(data)
@@ -279,7 +301,8 @@ class Follower:
             self._pumping = False
         if self._stopped:
             return
-        if self._output.closed and self.offset >= self._output.size:
+        finished = self._output.closed and self.offset >= self._output.size
+        if finished or (self.end is not None and self.offset >= self.end):
             self.stop()
         else:
             self._output._progressed()
@@ -334,7 +357,7 @@ class Output:
         self._store.append(data)
         self.size += len(data)
         for follower in list(self._followers):
-            follower.pump()
+            follower.pump(data)
         self._progressed()
 
     def close(self) -> None:
@@ -379,12 +402,16 @@ class Output:
         from_start: bool,
         clock: IReactorTime | None = None,
         paused: bool = False,
+        offset: int | None = None,
+        end: int | None = None,
     ) -> Follower:
         """
         Add a follower that writes this output to C{consumer}.
 
         @param from_start: begin at the first byte (only for kept outputs);
             otherwise begin with what the run writes next.
+        @param offset: begin at this byte instead (only for kept outputs).
+        @param end: stop before this byte instead of at the output's end.
         @param clock: times how long the consumer takes nothing, to drop it
             after L{STALL_SECONDS}; without one it is never dropped.
         @param paused: hold the follower, writing nothing and keeping what it
@@ -392,8 +419,9 @@ class Output:
         @return: the follower; the caller registers it as C{consumer}'s
             producer and waits on its C{done}.
         """
-        offset = 0 if from_start and self.kept else self.size
-        follower = Follower(self, consumer, offset, clock, paused)
+        if offset is None or not self.kept:
+            offset = 0 if from_start and self.kept else self.size
+        follower = Follower(self, consumer, offset, clock, paused, end)
         self._followers.add(follower)
         return follower
 

@@ -920,6 +920,124 @@ class OutputTests(APITestCase):
 
         self.assertEqual(self.body(response), b"alpha\nbeta\n")
 
+    def test_get_finished_has_length(self) -> None:
+        """
+        GET output of a finished buffered task states its length, and that
+        ranges of it may be asked for.
+        """
+        self.run_to_end("/api/v1/task/hosts", b"alpha\nbeta\n")
+
+        response = self.get("/api/v1/task/hosts/output")
+
+        # Twisted's client keeps Content-Length as the response's length.
+        self.assertEqual(response.length, 11)
+        self.assertEqual(self.header(response, "accept-ranges"), "bytes")
+
+    def test_range_of_finished(self) -> None:
+        """
+        GET output with C{Range: bytes=N-} of a finished run gets the rest of
+        its output from byte N, as 206 with its place stated.
+        """
+        self.run_to_end("/api/v1/task/hosts", b"alpha\nbeta\n")
+
+        response = self.get(
+            "/api/v1/task/hosts/output", headers={"Range": ["bytes=6-"]}
+        )
+
+        self.assertEqual(response.code, 206)
+        self.assertEqual(self.header(response, "content-range"), "bytes 6-10/11")
+        self.assertEqual(self.body(response), b"beta\n")
+
+    def test_range_of_running(self) -> None:
+        """
+        A client that lost a running task's output continues with
+        C{Range: bytes=N-}: it gets exactly what it missed and what follows,
+        without a byte twice.
+        """
+        self.post("/api/v1/task/hosts")
+        running = self.started()
+        running.write(b"0123456789")
+
+        response = self.get(
+            "/api/v1/task/hosts/output", headers={"Range": ["bytes=4-"]}
+        )
+        chunks, ended = self.follow(response)
+        running.write(b"abc")
+        running.end(0)
+        self.stub.flush()
+
+        self.successResultOf(ended)
+        self.assertEqual(response.code, 206)
+        self.assertEqual(
+            self.header(response, "content-range"), "bytes 4-9007199254740991/*"
+        )
+        self.assertEqual(b"".join(chunks), b"456789abc")
+
+    def test_range_from_another_run(self) -> None:
+        """
+        A range asked for with C{If-Range} naming an earlier run gets the
+        whole output of the latest run instead of a part of it.
+        """
+        self.run_to_end("/api/v1/task/hosts", b"first run\n")
+        earlier = self.header(self.get("/api/v1/task/hosts/output"), "etag")
+        self.clock.advance(1)
+        self.run_to_end("/api/v1/task/hosts", b"second run\n")
+
+        response = self.get(
+            "/api/v1/task/hosts/output",
+            headers={"Range": ["bytes=6-"], "If-Range": [earlier or ""]},
+        )
+
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.body(response), b"second run\n")
+        self.assertNotEqual(self.header(response, "etag"), earlier)
+
+    def test_range_beyond_end(self) -> None:
+        """
+        A range that starts past a finished output's end gets 416, stating
+        the output's length.
+        """
+        self.run_to_end("/api/v1/task/hosts", b"alpha\n")
+
+        response = self.get(
+            "/api/v1/task/hosts/output", headers={"Range": ["bytes=6-"]}
+        )
+
+        self.error_text(response, 416)
+        self.assertEqual(self.header(response, "content-range"), "bytes */6")
+
+    def test_range_malformed(self) -> None:
+        """
+        A C{Range} Taru does not serve gets 416 saying which it serves.
+        """
+        self.run_to_end("/api/v1/task/hosts", b"alpha\n")
+
+        response = self.get(
+            "/api/v1/task/hosts/output", headers={"Range": ["bytes=0-1,3-4"]}
+        )
+
+        self.assertIn("bytes=N-", self.error_text(response, 416))
+
+    def test_range_of_unbuffered_ignored(self) -> None:
+        """
+        An unbuffered task keeps no output to take a range of: C{Range} is
+        ignored, and the response is the live output as without it.
+        """
+        self.post("/api/v1/task/dump")
+        running = self.started()
+
+        response = self.get(
+            "/api/v1/task/dump/output", headers={"Range": ["bytes=100-"]}
+        )
+        chunks, ended = self.follow(response)
+        running.write(b"live\n")
+        running.end(0)
+        self.stub.flush()
+
+        self.successResultOf(ended)
+        self.assertEqual((response.code, b"".join(chunks)), (200, b"live\n"))
+        self.assertIsNone(self.header(response, "accept-ranges"))
+
     def test_get_unbuffered_gets_only_later_bytes(self) -> None:
         """
         GET output of a running unbuffered task gets only what is written

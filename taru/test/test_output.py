@@ -73,11 +73,13 @@ class MemoryStore:
     def __init__(self) -> None:
         self.data = bytearray()
         self.closed = False
+        self.reads = 0
 
     def append(self, data: bytes) -> None:
         self.data += data
 
     def read(self, offset: int, limit: int) -> bytes:
+        self.reads += 1
         return bytes(self.data[offset : offset + limit])
 
     def trim(self, offset: int) -> None:
@@ -337,6 +339,80 @@ class BufferedOutputTests(SynchronousTestCase):
         self.output.append(b"")
 
         self.assertEqual((self.output.size, consumer.value()), (0, b""))
+
+
+class FollowerWorkTests(SynchronousTestCase):
+    """
+    What a follower costs per chunk, and followers of a part of an output.
+    """
+
+    def test_caught_up_followers_only_write(self) -> None:
+        """
+        Followers that have everything get each new chunk as it arrived: a
+        chunk for N such followers costs N writes and no reads.
+        """
+        store = MemoryStore()
+        output = Output(store, kept=True)
+        consumers = [follow(output)[1] for _ in range(100)]
+        store.reads = 0
+
+        output.append(b"a chunk\n")
+        output.append(b"another\n")
+
+        self.assertEqual(store.reads, 0)
+        self.assertEqual(
+            {consumer.value() for consumer in consumers}, {b"a chunk\nanother\n"}
+        )
+
+    def test_follower_behind_reads(self) -> None:
+        """
+        A follower that was paused reads what it missed back from the store,
+        in order, once it resumes.
+        """
+        store = MemoryStore()
+        output = Output(store, kept=True)
+        follower, consumer = follow(output)
+        follower.pauseProducing()
+        output.append(b"missed ")
+        output.append(b"too\n")
+
+        follower.resumeProducing()
+
+        self.assertEqual(consumer.value(), b"missed too\n")
+        self.assertGreater(store.reads, 0)
+
+    def test_part(self) -> None:
+        """
+        A follower given an offset and an end writes exactly that part, and
+        is done once it has.
+        """
+        output = Output(MemoryStore(), kept=True)
+        output.append(b"0123456789")
+        consumer = StringTransport()
+        follower = output.follow(consumer, True, offset=3, end=7)
+        consumer.registerProducer(follower, True)
+
+        follower.pump()
+
+        self.assertEqual(consumer.value(), b"3456")
+        self.successResultOf(follower.done)
+
+    def test_part_of_growing_output(self) -> None:
+        """
+        A follower of a part that is not written yet waits for it, and stops
+        at the part's end though the output goes on.
+        """
+        output = Output(MemoryStore(), kept=True)
+        output.append(b"0123")
+        consumer = StringTransport()
+        follower = output.follow(consumer, True, offset=2, end=6)
+        consumer.registerProducer(follower, True)
+        follower.pump()
+
+        output.append(b"4567")
+
+        self.assertEqual(consumer.value(), b"2345")
+        self.successResultOf(follower.done)
 
 
 class UnbufferedOutputTests(SynchronousTestCase):
