@@ -289,7 +289,7 @@ export class TaskList {
   // An event from Taru: show it at once, and fetch what it may have changed.
   event(name, event) {
     this.changes++;
-    if (event === "UpdateConfig") {
+    if (event === "UpdateConfig" || event === "Resync") {
       this.refresh();
       return;
     }

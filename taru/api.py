@@ -667,7 +667,12 @@ class TaruAPI:
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"x-accel-buffering", b"no")
         request.write(STREAM_PREAMBLE)
-        subscriber = self.events.subscribe(request, may_view)
+        last_event_id = request.getHeader(b"last-event-id")
+        subscriber = self.events.subscribe(
+            request,
+            may_view,
+            None if last_event_id is None else last_event_id.decode("latin-1"),
+        )
         request.registerProducer(subscriber, True)
         peer = _peer(request)
         self._log.info("client {peer} subscribed to events", peer=peer)

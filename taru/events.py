@@ -5,11 +5,19 @@ Each message is one JSON value on one C{data:} line: C{["task", "Started"]},
 C{["task", {"ExitStatus": 3}]} (C{null} when a signal ended the run), and,
 concerning no single task, C{[null, "UpdateConfig"]} after a reload and
 C{[null, "Ping"]} every C{heartbeat} seconds when one is configured.
+
+Every event but C{Ping} has an C{id}: this Taru's epoch and the event's
+number. A client that reconnects with C{Last-Event-ID} is sent the events it
+missed, from a bounded history, or C{[null, "Resync"]} when they cannot all
+be had (too old, or from an earlier Taru): it should fetch the task list
+again.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +30,15 @@ from zope.interface import Interface, implementer
 # How many bytes of events a subscriber that is not reading may have waiting
 # before it is dropped.
 SUBSCRIBER_BACKLOG_LIMIT = 256 * 1024
+
+# How many of the latest events are kept for clients that reconnect.
+HISTORY_LIMIT = 1000
+
+# The event that tells a reconnecting client it missed events it cannot be
+# sent: it should fetch the task list again.
+RESYNC = "Resync"
+
+_EVENT_ID = re.compile(r"([0-9a-z]{1,16})-([0-9]{1,18})")
 
 # Sent first on every stream: tells the browser how soon to reconnect, and
 # gets the response through any buffering proxy at once.
@@ -49,12 +66,16 @@ class SubscriberTooSlow(Exception):
     """
 
 
-def sse_message(task: str | None, event: object) -> bytes:
+def sse_message(task: str | None, event: object, event_id: str | None = None) -> bytes:
     """
-    Frame one event as a server-sent event message.
+    Frame one event as a server-sent event message, with an C{id} when
+    given.
     """
     payload = json.dumps([task, event], separators=(",", ":"), ensure_ascii=False)
-    return b"data: " + payload.encode("utf-8") + b"\n\n"
+    data = b"data: " + payload.encode("utf-8") + b"\n\n"
+    if event_id is None:
+        return data
+    return b"id: " + event_id.encode("ascii") + b"\n" + data
 
 
 @implementer(IPushProducer)
@@ -132,6 +153,12 @@ class EventBroadcaster:
         self._subscribers: set[Subscriber] = set()
         self._heartbeat: LoopingCall | None = None
         self.heartbeat_seconds: float | None = None
+        # Tells this Taru's event ids from an earlier one's.
+        self.epoch = _base36(int(clock.seconds() * 1000))
+        self._last_number = 0
+        self._history: deque[tuple[int, str | None, bytes]] = deque(
+            maxlen=HISTORY_LIMIT
+        )
 
     @property
     def subscriber_count(self) -> int:
@@ -141,25 +168,66 @@ class EventBroadcaster:
         return len(self._subscribers)
 
     def subscribe(
-        self, consumer: IConsumer, may_view: Callable[[str], bool]
+        self,
+        consumer: IConsumer,
+        may_view: Callable[[str], bool],
+        last_event_id: str | None = None,
     ) -> Subscriber:
         """
         Add a subscriber writing to C{consumer}.
 
         @param may_view: tells whether the subscriber may see a task's events;
             asked at each event, so that a reload's new permissions apply.
+        @param last_event_id: the id of the last event a reconnecting client
+            received: the events after it are sent first, or C{Resync} when
+            some of them are no longer kept.
         @return: the subscriber; the caller registers it as C{consumer}'s
             producer and waits on its C{done}.
         """
         subscriber = Subscriber(self, consumer, may_view)
+        if last_event_id is not None:
+            for task, message in self._missed(last_event_id):
+                subscriber.deliver(task, message)
         self._subscribers.add(subscriber)
         return subscriber
+
+    def _missed(self, last_event_id: str) -> list[tuple[str | None, bytes]]:
+        """
+        The events after C{last_event_id}, or a C{Resync} event when they are
+        not all kept.
+        """
+        found = _EVENT_ID.fullmatch(last_event_id.strip())
+        if found is not None and found.group(1) == self.epoch:
+            number = int(found.group(2))
+            oldest = self._history[0][0] if self._history else self._last_number + 1
+            if oldest - 1 <= number <= self._last_number:
+                return [
+                    (task, message)
+                    for event_number, task, message in self._history
+                    if event_number > number
+                ]
+        resync = sse_message(None, RESYNC, self._event_id(self._last_number))
+        return [(None, resync)]
+
+    def _event_id(self, number: int) -> str:
+        return f"{self.epoch}-{number}"
 
     def _unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
 
     def publish(self, task: str | None, event: Any) -> None:
-        message = sse_message(task, event)
+        self._last_number += 1
+        message = sse_message(task, event, self._event_id(self._last_number))
+        self._history.append((self._last_number, task, message))
+        self._deliver(task, message)
+
+    def _ping(self) -> None:
+        """
+        The heartbeat: it changes nothing, so it has no id and is not kept.
+        """
+        self._deliver(None, sse_message(None, "Ping"))
+
+    def _deliver(self, task: str | None, message: bytes) -> None:
         for subscriber in list(self._subscribers):
             subscriber.deliver(task, message)
 
@@ -174,7 +242,7 @@ class EventBroadcaster:
         self._heartbeat = None
         self.heartbeat_seconds = seconds
         if seconds is not None:
-            self._heartbeat = LoopingCall(self.publish, None, "Ping")
+            self._heartbeat = LoopingCall(self._ping)
             self._heartbeat.clock = self._clock
             self._heartbeat.start(seconds, now=False)
 
@@ -185,3 +253,13 @@ class EventBroadcaster:
         self.set_heartbeat(None)
         for subscriber in list(self._subscribers):
             subscriber.stopProducing()
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, digit = divmod(number, 36)
+        text = digits[digit] + text
+        if number == 0:
+            return text

@@ -1284,8 +1284,8 @@ class EventTests(APITestCase):
         self.assertEqual(
             b"".join(chunks),
             STREAM_PREAMBLE
-            + b'data: ["hosts","Started"]\n\n'
-            + b'data: ["hosts",{"ExitStatus":3}]\n\n',
+            + b'id: 0-1\ndata: ["hosts","Started"]\n\n'
+            + b'id: 0-2\ndata: ["hosts",{"ExitStatus":3}]\n\n',
         )
 
     def test_killed(self) -> None:
@@ -1300,6 +1300,23 @@ class EventTests(APITestCase):
 
         self.assertTrue(
             b"".join(chunks).endswith(b'data: ["hosts",{"ExitStatus":null}]\n\n')
+        )
+
+    def test_last_event_id(self) -> None:
+        """
+        A client that reconnects with C{Last-Event-ID} gets the events it
+        missed first.
+        """
+        self.post("/api/v1/task/hosts")
+        self.started().end(0)
+        self.stub.flush()
+
+        response = self.get("/events", headers={"Last-Event-ID": ["0-1"]})
+        chunks, _ = self.follow(response)
+
+        self.assertEqual(
+            b"".join(chunks),
+            STREAM_PREAMBLE + b'id: 0-2\ndata: ["hosts",{"ExitStatus":0}]\n\n',
         )
 
     def test_ends_when_broadcaster_stops(self) -> None:
@@ -1337,11 +1354,12 @@ class UserEventTests(APITestCase):
         self.assertEqual(
             b"".join(watcher),
             STREAM_PREAMBLE
-            + b'data: ["echo","Started"]\n\n'
-            + b'data: [null,"UpdateConfig"]\n\n',
+            + b'id: 0-1\ndata: ["echo","Started"]\n\n'
+            + b'id: 0-2\ndata: [null,"UpdateConfig"]\n\n',
         )
         self.assertEqual(
-            b"".join(starter), STREAM_PREAMBLE + b'data: [null,"UpdateConfig"]\n\n'
+            b"".join(starter),
+            STREAM_PREAMBLE + b'id: 0-2\ndata: [null,"UpdateConfig"]\n\n',
         )
 
     def test_no_user(self) -> None:

@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from taru.events import (
+    HISTORY_LIMIT,
     SUBSCRIBER_BACKLOG_LIMIT,
     EventBroadcaster,
     IEventSink,
@@ -42,11 +43,12 @@ def may_view_none(task: str) -> bool:
     return False
 
 
-def event_of_size(task: str, size: int) -> str:
+def event_of_size(task: str, size: int, event_id: str = "0-1") -> str:
     """
-    An event whose message about C{task} is exactly C{size} bytes long.
+    An event whose message about C{task}, with C{event_id}, is exactly
+    C{size} bytes long.
     """
-    framing = len(sse_message(task, ""))
+    framing = len(sse_message(task, "", event_id))
     return "x" * (size - framing)
 
 
@@ -155,7 +157,7 @@ class BroadcasterTests(SynchronousTestCase):
 
         self.assertEqual(
             [consumer.value() for consumer in consumers],
-            [b'data: ["t","Started"]\n\n'] * 3,
+            [b'id: 0-1\ndata: ["t","Started"]\n\n'] * 3,
         )
 
     def test_publish_respects_permissions(self) -> None:
@@ -170,7 +172,10 @@ class BroadcasterTests(SynchronousTestCase):
 
         self.assertEqual(
             (ping_watcher.value(), dump_watcher.value()),
-            (b'data: ["ping","Started"]\n\n', b'data: ["dump","Started"]\n\n'),
+            (
+                b'id: 0-1\ndata: ["ping","Started"]\n\n',
+                b'id: 0-2\ndata: ["dump","Started"]\n\n',
+            ),
         )
 
     def test_permissions_asked_at_each_event(self) -> None:
@@ -185,7 +190,7 @@ class BroadcasterTests(SynchronousTestCase):
         visible.clear()
         self.broadcaster.publish("t", {"ExitStatus": 0})
 
-        self.assertEqual(consumer.value(), b'data: ["t","Started"]\n\n')
+        self.assertEqual(consumer.value(), b'id: 0-1\ndata: ["t","Started"]\n\n')
 
     def test_global_events_reach_everyone(self) -> None:
         """
@@ -197,7 +202,7 @@ class BroadcasterTests(SynchronousTestCase):
 
         self.broadcaster.publish(None, "UpdateConfig")
 
-        expected = b'data: [null,"UpdateConfig"]\n\n'
+        expected = b'id: 0-1\ndata: [null,"UpdateConfig"]\n\n'
         self.assertEqual((everything.value(), nothing.value()), (expected, expected))
 
     def test_events_in_order(self) -> None:
@@ -212,9 +217,9 @@ class BroadcasterTests(SynchronousTestCase):
 
         self.assertEqual(
             consumer.value(),
-            b'data: ["t","Started"]\n\n'
-            b'data: ["t",{"ExitStatus":0}]\n\n'
-            b'data: [null,"UpdateConfig"]\n\n',
+            b'id: 0-1\ndata: ["t","Started"]\n\n'
+            b'id: 0-2\ndata: ["t",{"ExitStatus":0}]\n\n'
+            b'id: 0-3\ndata: [null,"UpdateConfig"]\n\n',
         )
 
     def test_subscriber_count(self) -> None:
@@ -247,9 +252,9 @@ class BroadcasterTests(SynchronousTestCase):
         self.assertEqual(while_paused, b"")
         self.assertEqual(
             consumer.value(),
-            b'data: ["t","Started"]\n\n'
-            b'data: ["t",{"ExitStatus":1}]\n\n'
-            b'data: [null,"UpdateConfig"]\n\n',
+            b'id: 0-1\ndata: ["t","Started"]\n\n'
+            b'id: 0-2\ndata: ["t",{"ExitStatus":1}]\n\n'
+            b'id: 0-3\ndata: [null,"UpdateConfig"]\n\n',
         )
 
     def test_paused_subscriber_does_not_hold_back_others(self) -> None:
@@ -262,7 +267,7 @@ class BroadcasterTests(SynchronousTestCase):
 
         self.broadcaster.publish("t", "Started")
 
-        self.assertEqual(consumer.value(), b'data: ["t","Started"]\n\n')
+        self.assertEqual(consumer.value(), b'id: 0-1\ndata: ["t","Started"]\n\n')
 
     def test_backlog_at_limit_is_kept(self) -> None:
         """
@@ -276,7 +281,7 @@ class BroadcasterTests(SynchronousTestCase):
         subscriber.resumeProducing()
 
         self.assertNoResult(subscriber.done)
-        self.assertEqual(consumer.value(), sse_message("t", event))
+        self.assertEqual(consumer.value(), sse_message("t", event, "0-1"))
 
     def test_too_slow_subscriber_dropped(self) -> None:
         """
@@ -310,7 +315,7 @@ class BroadcasterTests(SynchronousTestCase):
 
         self.failureResultOf(slow.done, SubscriberTooSlow)
         self.assertNoResult(fast.done)
-        self.assertEqual(consumer.value(), sse_message("t", event))
+        self.assertEqual(consumer.value(), sse_message("t", event, "0-1"))
 
     def test_hidden_events_do_not_count_against_paused_subscriber(self) -> None:
         """
@@ -355,6 +360,115 @@ class BroadcasterTests(SynchronousTestCase):
         self.successResultOf(running.done)
         self.successResultOf(paused.done)
         self.assertEqual(self.broadcaster.subscriber_count, 0)
+
+
+class ReplayTests(SynchronousTestCase):
+    """
+    A client that reconnects with the id of the last event it got is sent
+    what it missed, or told to fetch the task list again.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.broadcaster = EventBroadcaster(self.clock)
+        self.addCleanup(self.broadcaster.stop)
+
+    def reconnect(
+        self, last_event_id: str, may_view: Callable[[str], bool] = may_view_any
+    ) -> bytes:
+        consumer = StringTransport()
+        subscriber = self.broadcaster.subscribe(consumer, may_view, last_event_id)
+        consumer.registerProducer(subscriber, True)
+        return bytes(consumer.value())
+
+    def event_id(self, number: int) -> str:
+        return f"{self.broadcaster.epoch}-{number}"
+
+    def test_missed_events_replayed(self) -> None:
+        """
+        The events after the last one the client got are sent first, in
+        order, with their ids.
+        """
+        self.broadcaster.publish("a", "Started")
+        self.broadcaster.publish("a", {"ExitStatus": 0})
+        self.broadcaster.publish("b", "Started")
+
+        replayed = self.reconnect(self.event_id(1))
+
+        self.assertEqual(
+            replayed,
+            sse_message("a", {"ExitStatus": 0}, self.event_id(2))
+            + sse_message("b", "Started", self.event_id(3)),
+        )
+
+    def test_nothing_missed(self) -> None:
+        """
+        A client that got the latest event is sent nothing until the next.
+        """
+        self.broadcaster.publish("a", "Started")
+
+        self.assertEqual(self.reconnect(self.event_id(1)), b"")
+
+    def test_replay_respects_permissions(self) -> None:
+        """
+        Replayed events are only those of tasks the client may see now.
+        """
+        self.broadcaster.publish("secret", "Started")
+        self.broadcaster.publish("public", "Started")
+
+        replayed = self.reconnect(self.event_id(0), lambda task: task == "public")
+
+        self.assertEqual(replayed, sse_message("public", "Started", self.event_id(2)))
+
+    def test_pings_not_replayed(self) -> None:
+        """
+        Heartbeats carry no id and are not replayed.
+        """
+        self.broadcaster.set_heartbeat(1)
+        self.broadcaster.publish("a", "Started")
+        self.clock.advance(1)
+
+        self.assertEqual(
+            self.reconnect(self.event_id(0)),
+            sse_message("a", "Started", self.event_id(1)),
+        )
+
+    def test_too_old(self) -> None:
+        """
+        A client whose missed events are no longer all kept gets C{Resync},
+        with the latest id.
+        """
+        for _ in range(HISTORY_LIMIT + 2):
+            self.broadcaster.publish("a", "Started")
+
+        replayed = self.reconnect(self.event_id(1))
+
+        self.assertEqual(
+            replayed, sse_message(None, "Resync", self.event_id(HISTORY_LIMIT + 2))
+        )
+
+    def test_oldest_kept(self) -> None:
+        """
+        A client that missed exactly the kept events gets them all.
+        """
+        for _ in range(HISTORY_LIMIT + 2):
+            self.broadcaster.publish("a", "Started")
+
+        replayed = self.reconnect(self.event_id(2))
+
+        self.assertEqual(replayed.count(b"data: "), HISTORY_LIMIT)
+
+    def test_from_another_taru(self) -> None:
+        """
+        An id from an earlier Taru, or one that was never sent, or garbage,
+        gets C{Resync}.
+        """
+        self.broadcaster.publish("a", "Started")
+        resync = sse_message(None, "Resync", self.event_id(1))
+
+        for last_event_id in ["0-1", self.event_id(2), "nonsense", "", "-1"]:
+            self.assertEqual(self.reconnect(last_event_id), resync, last_event_id)
 
 
 class HeartbeatTests(SynchronousTestCase):

@@ -584,7 +584,9 @@ class ReloadTests(SynchronousTestCase):
         self.assertTrue(reloaded)
         self.assertEqual(list(self.taru.tasks.all()), ["hello", "bye"])
         self.assertEqual(self.taru.tasks.get("hello").spec.command, ("echo", "hello"))
-        self.assertEqual(self.client.value(), b'data: [null,"UpdateConfig"]\n\n')
+        self.assertEqual(
+            self.client.value(), b'id: 0-1\ndata: [null,"UpdateConfig"]\n\n'
+        )
 
     def test_heartbeat(self) -> None:
         """
