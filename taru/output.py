@@ -13,8 +13,9 @@ so the task blocks on its pipe rather than Taru's memory growing.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from twisted.internet.defer import Deferred
@@ -121,8 +122,10 @@ class BacklogStore:
 class Spool:
     """
     The folder of spool files, one per buffered task, holding its latest run's
-    output.
+    output, each with a record of when that run started and how it ended.
     """
+
+    _log = Logger()
 
     def __init__(self, directory: str) -> None:
         """
@@ -177,6 +180,49 @@ class Spool:
             os.unlink(f"{self.path_for(task)}.partial")
         except FileNotFoundError:
             pass
+
+    def last(self, task: str) -> Output | None:
+        """
+        The output of a task's last run, kept from before Taru started, or
+        L{None} when there is none.
+        """
+        try:
+            fd = os.open(self.path_for(task), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        size = os.fstat(fd).st_size
+        output = Output(SpoolStore(fd, size), kept=True, size=size)
+        output.close()
+        return output
+
+    def write_record(self, task: str, record: dict[str, Any]) -> None:
+        """
+        Keep what is known of a task's last run beside its spool file, so
+        that a later Taru can tell when it ran and how it ended.
+        """
+        path = f"{self.path_for(task)}.run"
+        try:
+            with open(f"{path}.partial", "w", encoding="utf-8") as record_file:
+                json.dump(record, record_file)
+            os.replace(f"{path}.partial", path)
+        except OSError as error:
+            self._log.warn(
+                "the record of {task}'s run could not be kept: {error}",
+                task=task,
+                error=str(error),
+            )
+
+    def read_record(self, task: str) -> dict[str, Any]:
+        """
+        What L{write_record} kept of a task's last run: empty when nothing
+        usable was kept.
+        """
+        try:
+            with open(f"{self.path_for(task)}.run", encoding="utf-8") as record_file:
+                record = json.load(record_file)
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
 
     def resume(self, task: str) -> Output:
         """

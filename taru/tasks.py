@@ -9,6 +9,8 @@ returns, so of any number of simultaneous starts exactly one succeeds.
 from __future__ import annotations
 
 import itertools
+import math
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -126,6 +128,23 @@ class TaskState:
         if self.current is None and self.last is not None and self.last.status:
             return self.last.status.exit_code
         return None
+
+
+def _whole_or_none(value: object) -> bool:
+    """
+    Whether a value read back from a record is a whole number or null.
+    """
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _time_or(value: object, default: float) -> float:
+    """
+    A time read back from a record, or C{default} when it holds none.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if math.isfinite(value) and value >= 0:
+            return float(value)
+    return default
 
 
 class Tasks:
@@ -314,6 +333,7 @@ class Tasks:
         if state.last is not None:
             state.last.output.release()
         state.current = state.last = run
+        self._keep_record(run)
         self._events.publish(run.task.name, "Started")
         process.ended.addCallback(self._ended, state, run)
         if run.stop_requested:
@@ -341,6 +361,62 @@ class Tasks:
                 signal=status.signal,
             )
             self._record_ended_unseen(self._states[name], status)
+        for state in self._states.values():
+            if state.last is None and state.spec.buffered:
+                self._restore_last(state)
+
+    def _restore_last(self, state: TaskState) -> None:
+        """
+        Take up the last run of a buffered task from before Taru started: its
+        output as its spool file kept it, when it ran and how it ended as its
+        record says (unknown when the record does not say).
+        """
+        name = state.spec.name
+        output = self._spool.last(name)
+        if output is None:
+            return
+        record = self._spool.read_record(name)
+        exit_code, signal = record.get("exit_code"), record.get("signal")
+        status = None
+        if _whole_or_none(exit_code) and _whole_or_none(signal):
+            if exit_code is not None or signal is not None:
+                status = ExitStatus(exit_code, signal)
+        written_at = os.stat(self._spool.path_for(name)).st_mtime
+        started_at = _time_or(record.get("started_at"), written_at)
+        state.last = Run(
+            run_id=next(self._run_ids),
+            task=state.spec,
+            argv=state.spec.command,
+            user=None,
+            started_at=started_at,
+            output=output,
+            status=status,
+            ended_at=max(_time_or(record.get("ended_at"), written_at), started_at),
+        )
+        self._log.info(
+            "task {task}: the output of its last run, {size} bytes, is kept"
+            " from before",
+            task=name,
+            size=output.size,
+        )
+
+    def _keep_record(self, run: Run) -> None:
+        """
+        Note when a buffered task's run started and how it ended beside its
+        spool file, for a later Taru.
+        """
+        if not (run.task.buffered and run.output.kept):
+            return
+        status = run.status
+        self._spool.write_record(
+            run.task.name,
+            {
+                "started_at": run.started_at,
+                "ended_at": run.ended_at,
+                "exit_code": None if status is None else status.exit_code,
+                "signal": None if status is None else status.signal,
+            },
+        )
 
     def _record_ended_unseen(self, state: TaskState, status: ExitStatus) -> None:
         """
@@ -351,6 +427,7 @@ class Tasks:
         run.output.close()
         run.status = status
         run.ended_at = run.started_at
+        self._keep_record(run)
         if state.last is not None:
             state.last.output.release()
         state.last = run
@@ -373,12 +450,19 @@ class Tasks:
             output = self._spool.resume(spec.name)
         else:
             output = Output.unbuffered()
+        now = self._clock.seconds()
+        started_at = now
+        if spec.buffered:
+            # The earlier Taru noted when it started the run.
+            started_at = min(
+                _time_or(self._spool.read_record(spec.name).get("started_at"), now), now
+            )
         return Run(
             run_id=next(self._run_ids),
             task=spec,
             argv=spec.command,
             user=None,
-            started_at=self._clock.seconds(),
+            started_at=started_at,
             output=output,
         )
 
@@ -390,6 +474,7 @@ class Tasks:
     def _ended(self, status: ExitStatus, state: TaskState, run: Run) -> None:
         run.status = status
         run.ended_at = self._clock.seconds()
+        self._keep_record(run)
         state.current = None
         name = run.task.name
         if self._retiring.get(name) is state:

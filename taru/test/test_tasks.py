@@ -392,6 +392,112 @@ class ElsewhereTests(TasksTestCase):
         self.assertIsNone(state.exit_code)
 
 
+class LastRunTests(TasksTestCase):
+    """
+    A buffered task's last run is kept on disk, output and record, and taken
+    up again by the next Taru.
+    """
+
+    def successor(self) -> Tasks:
+        """
+        The tasks of a Taru started after this one, on the same spool.
+        """
+        tasks = Tasks(
+            self.tasks.config, FakeRunner(), self.spool, self.events, self.clock
+        )
+        result_now(tasks.recover())
+        self.addCleanup(discard_all, tasks)
+        return tasks
+
+    def test_taken_up_after_restart(self) -> None:
+        """
+        After a restart, the last run of a buffered task is finished, with
+        its exit code, its start and end, and all its output, which Enum
+        arguments read.
+        """
+        self.clock.advance(1000)
+        running = self.start("hosts")
+        running.write(b"alpha\nbeta\n")
+        self.clock.advance(7)
+        running.end(3)
+
+        state = self.successor().get("hosts")
+
+        assert state.last is not None
+        self.assertEqual((state.state, state.exit_code), (FINISHED, 3))
+        self.assertEqual(state.last.output.contents(), b"alpha\nbeta\n")
+        self.assertEqual((state.last.started_at, state.last.ended_at), (1000, 1007))
+
+    def test_killed_run_taken_up(self) -> None:
+        """
+        A run a signal ended is taken up with no exit code.
+        """
+        running = self.start("hosts")
+        running.end(None, signal.SIGKILL)
+
+        state = self.successor().get("hosts")
+
+        self.assertEqual((state.state, state.exit_code), (FINISHED, None))
+        assert state.last is not None and state.last.status is not None
+        self.assertEqual(state.last.status.signal, signal.SIGKILL)
+
+    def test_run_cut_short(self) -> None:
+        """
+        A run whose end was never recorded (Taru was killed while it ran) is
+        taken up as finished, how it ended unknown, with the output it wrote.
+        """
+        running = self.start("hosts")
+        running.write(b"partial")
+
+        state = self.successor().get("hosts")
+
+        assert state.last is not None
+        self.assertEqual((state.state, state.last.status), (FINISHED, None))
+        self.assertEqual(state.last.output.contents(), b"partial")
+        running.end(0)
+
+    def test_damaged_record(self) -> None:
+        """
+        A record that cannot be read leaves the output taken up, with its
+        start and end unknown beyond the spool file's time.
+        """
+        running = self.start("hosts")
+        running.write(b"kept\n")
+        running.end(0)
+        with open(self.spool.path_for("hosts") + ".run", "w") as record:
+            record.write('{"exit_code": "zero", "started_at": "yesterday"')
+
+        state = self.successor().get("hosts")
+
+        assert state.last is not None
+        self.assertEqual((state.state, state.last.status), (FINISHED, None))
+        self.assertEqual(state.last.output.contents(), b"kept\n")
+
+    def test_unbuffered_not_taken_up(self) -> None:
+        """
+        An unbuffered task keeps no output: after a restart it is new.
+        """
+        self.start("dump").end(0)
+
+        self.assertEqual(self.successor().get("dump").state, NEW)
+
+    def test_never_run(self) -> None:
+        """
+        A task that never ran is new after a restart too.
+        """
+        self.assertEqual(self.successor().get("ping").state, NEW)
+
+
+def discard_all(tasks: Tasks) -> None:
+    """
+    Close and release the latest output of every task.
+    """
+    for state in tasks.all().values():
+        if state.last is not None:
+            state.last.output.close()
+            state.last.output.release()
+
+
 class StartTests(TasksTestCase):
     """
     L{Tasks.start} starts at most one run of a task at a time.

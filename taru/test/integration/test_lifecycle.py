@@ -346,6 +346,49 @@ class QuickTaskTests(TestCase):
         self.assertEqual(failed, [], taru.log[-3000:])
 
 
+RESTART_CONFIG = """
+    tasks:
+      report:
+        command: [sh, -c, 'head -c 300000 /dev/zero | tr "\\0" x; echo; exit 3']
+"""
+
+
+class RestartTests(TestCase):
+    """
+    What a buffered task wrote outlives Taru.
+    """
+
+    async def test_output_survives_restart(self) -> None:
+        """
+        After Taru restarts, a buffered task's last run is there as it was:
+        finished with its exit code and its whole output, which can also be
+        asked for in part.
+        """
+        taru = await Taru(self, RESTART_CONFIG).start()
+        client = http_client(self)
+        response = await client.post(taru.url("/api/v1/task/report/output"))
+        before = await response.content()
+        self.assertEqual(len(before), 300_001)
+        await client.get(taru.url("/api/v1/task/report/status"))
+        await taru.stop()
+
+        successor = await taru.successor().start()
+        listing = await (await client.get(successor.url("/api/v1/tasks"))).json()
+        after = await (
+            await client.get(successor.url("/api/v1/task/report/output"))
+        ).content()
+        part = await client.get(
+            successor.url("/api/v1/task/report/output"),
+            headers={"Range": ["bytes=299990-"]},
+        )
+
+        report = listing["report"]
+        self.assertEqual((report["state"], report["exit_code"]), ("finished", 3))
+        self.assertEqual(after, before)
+        self.assertEqual(part.code, 206)
+        self.assertEqual(await part.content(), before[299_990:])
+
+
 class StopTests(TestCase):
     """
     Stopping a task ends every process of its run.
