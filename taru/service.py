@@ -9,6 +9,7 @@ C{twistd taru} plugin and C{taru.tac}.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import sys
@@ -195,6 +196,33 @@ def _describe_address(address: object) -> str:
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
 
+def raise_open_file_limit(
+    getrlimit: Callable[[int], tuple[int, int]] = resource.getrlimit,
+    setrlimit: Callable[[int, tuple[int, int]], None] = resource.setrlimit,
+) -> tuple[int, int]:
+    """
+    Let Taru open as many files as the system allows it: every follower,
+    subscriber and running task holds some, and the usual soft limit of
+    1,024 is soon reached.
+
+    @return: the soft limit before and after.
+    """
+    soft, hard = getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard
+    if hard == resource.RLIM_INFINITY:
+        # The kernel takes no unlimited soft limit; its own ceiling is the
+        # most it allows.
+        with open("/proc/sys/fs/nr_open") as ceiling:
+            wanted = int(ceiling.read())
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft, soft
+    try:
+        setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        return soft, soft
+    return soft, wanted
+
+
 class TaruService(MultiService):
     """
     The whole of Taru: its tasks, its API on every endpoint it listens on,
@@ -261,6 +289,10 @@ class TaruService(MultiService):
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]  # not annotated
+        before, after = raise_open_file_limit()
+        self._log.info(
+            "open files: at most {after} (was {before})", before=before, after=after
+        )
         self.events.set_heartbeat(self.tasks.config.heartbeat)
         self._previous_sighup = signal.signal(signal.SIGHUP, self._sighup)
         Deferred.fromCoroutine(self._start_serving())

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import io
 import os
+import resource
 import shutil
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import fail
 from twisted.internet.error import CannotListenError
@@ -28,6 +31,7 @@ from taru.service import (
     default_endpoint,
     default_state_directory,
     make_service,
+    raise_open_file_limit,
 )
 from taru.systemd import SystemdRunner
 from taru.test.fakes import FakeRunner, result_now
@@ -509,7 +513,11 @@ class MakeServiceTests(SynchronousTestCase):
             [server[0] for server in reactor.unixServers], ["/tmp/taru.sock"]
         )
         self.successResultOf(taru.listening)
-        logged = [formatEvent(event) for event in events]
+        logged = [
+            formatEvent(event)
+            for event in events
+            if formatEvent(event).startswith("listening")
+        ]
         # The memory reactor's ports report the wildcard address.
         self.assertEqual(
             logged,
@@ -666,3 +674,68 @@ class ReloadTests(SynchronousTestCase):
         self.assertEqual(self.taru.tasks.get("hello").state, "running")
         self.runner.started[0].end(0)
         self.assertEqual(self.taru.tasks.get("hello").state, "finished")
+
+
+class OpenFileLimitTests(SynchronousTestCase):
+    """
+    L{raise_open_file_limit} lets Taru open as many files as allowed.
+    """
+
+    def limits(
+        self, soft: int, hard: int
+    ) -> tuple[list[tuple[int, int]], Callable[[int], tuple[int, int]], Any]:
+        set_to: list[tuple[int, int]] = []
+
+        def getrlimit(kind: int) -> tuple[int, int]:
+            self.assertEqual(kind, resource.RLIMIT_NOFILE)
+            return soft, hard
+
+        def setrlimit(kind: int, limits: tuple[int, int]) -> None:
+            self.assertEqual(kind, resource.RLIMIT_NOFILE)
+            set_to.append(limits)
+
+        return set_to, getrlimit, setrlimit
+
+    def test_raised_to_hard_limit(self) -> None:
+        """
+        The soft limit is raised to the hard one.
+        """
+        set_to, getrlimit, setrlimit = self.limits(1024, 524288)
+
+        self.assertEqual(raise_open_file_limit(getrlimit, setrlimit), (1024, 524288))
+        self.assertEqual(set_to, [(524288, 524288)])
+
+    def test_unlimited_hard_limit(self) -> None:
+        """
+        An unlimited hard limit raises the soft one to the kernel's ceiling,
+        and stays unlimited.
+        """
+        set_to, getrlimit, setrlimit = self.limits(1024, resource.RLIM_INFINITY)
+        with open("/proc/sys/fs/nr_open") as ceiling:
+            most = int(ceiling.read())
+
+        raise_open_file_limit(getrlimit, setrlimit)
+
+        self.assertEqual(set_to, [(most, resource.RLIM_INFINITY)])
+
+    def test_already_at_hard_limit(self) -> None:
+        """
+        Nothing is changed when the soft limit is the hard one.
+        """
+        set_to, getrlimit, setrlimit = self.limits(4096, 4096)
+
+        self.assertEqual(raise_open_file_limit(getrlimit, setrlimit), (4096, 4096))
+        self.assertEqual(set_to, [])
+
+    def test_refused(self) -> None:
+        """
+        When the system refuses, the limit stays as it was.
+        """
+
+        def getrlimit(kind: int) -> tuple[int, int]:
+            return 1024, 4096
+
+        def setrlimit(kind: int, limits: tuple[int, int]) -> None:
+            raise ValueError("not allowed")
+
+        self.assertEqual(raise_open_file_limit(getrlimit, setrlimit), (1024, 1024))

@@ -19,6 +19,7 @@ from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
+from twisted.web.http_headers import Headers
 
 import taru
 from taru.test.integration.harness import (
@@ -379,7 +380,7 @@ class RestartTests(TestCase):
         ).content()
         part = await client.get(
             successor.url("/api/v1/task/report/output"),
-            headers={"Range": ["bytes=299990-"]},
+            headers=Headers({"Range": ["bytes=299990-"]}),
         )
 
         report = listing["report"]
