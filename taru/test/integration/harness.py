@@ -13,16 +13,16 @@ import sys
 import textwrap
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from treq import collect
 from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import ProcessProtocol, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
@@ -306,12 +306,15 @@ class EventStream(Protocol):
     Reads a server-sent event stream as the JSON values of its C{data:}
     messages, in order.
 
+    @ivar last_event_id: the last C{id} received.
+
     @ivar lost: fires once the connection is closed.
     """
 
     def __init__(self) -> None:
         self._buffer = b""
         self._messages: deque[Any] = deque()
+        self.last_event_id: str | None = None
         self._waiting: Deferred[None] | None = None
         self.lost: Deferred[None] = Deferred()
 
@@ -319,6 +322,9 @@ class EventStream(Protocol):
         self._buffer += data.replace(b"\r\n", b"\n")
         while b"\n\n" in self._buffer:
             block, self._buffer = self._buffer.split(b"\n\n", 1)
+            for line in block.split(b"\n"):
+                if line.startswith(b"id: "):
+                    self.last_event_id = line[4:].decode("utf-8")
             data_lines = [
                 line[6:] if line.startswith(b"data: ") else line[5:]
                 for line in block.split(b"\n")
@@ -408,20 +414,42 @@ def is_exit_status(message: Any) -> bool:
     return isinstance(message[1], dict) and "ExitStatus" in message[1]
 
 
-class Chunks:
+class Chunks(Protocol):
     """
     Records the chunks of a response body as they arrive, with their times.
 
     @ivar arrivals: each chunk with the time it arrived.
-    @ivar done: fires when the body is complete.
+    @ivar done: fires when the body is complete, or once L{stop} dropped the
+        connection; fails if the body was cut short otherwise.
     """
 
     def __init__(self, response: IResponse) -> None:
         self.arrivals: list[tuple[float, bytes]] = []
-        self.done: Deferred[None] = collect(response, self._received)
+        self.done: Deferred[None] = Deferred()
+        self._stopped = False
+        response.deliverBody(self)
 
-    def _received(self, data: bytes) -> None:
+    def dataReceived(self, data: bytes) -> None:
         self.arrivals.append((now(), data))
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._stopped or reason.check(ResponseDone):
+            self.done.callback(None)
+        else:
+            self.done.errback(reason)
+
+    def stop(self) -> Deferred[None]:
+        """
+        Drop the connection, as a client that goes away does.
+
+        @return: L{done}.
+        """
+        self._stopped = True
+        if not self.done.called and self.transport is not None:
+            # A response body's transport is a producer standing for the
+            # connection; stopping it drops the connection.
+            cast(IPushProducer, self.transport).stopProducing()
+        return self.done
 
     @property
     def body(self) -> bytes:
