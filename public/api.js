@@ -29,9 +29,39 @@ export async function request(path, options = {}) {
   return response;
 }
 
+// The tasks the user may see, in the order Taru lists them. A parsed JSON
+// object puts keys that look like numbers ("10", "2") first, so the order
+// is read from the text itself.
 export async function listTasks() {
   const response = await request("api/v1/tasks");
-  return Object.values(await response.json());
+  const text = await response.text();
+  const tasks = JSON.parse(text);
+  return topLevelKeys(text).map((name) => tasks[name]);
+}
+
+// The keys of a JSON object's text, in the order they are written.
+export function topLevelKeys(text) {
+  const keys = [];
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const character = text[i];
+    if (character === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      if (depth === 1 && expectKey) keys.push(JSON.parse(text.slice(i, end + 1)));
+      expectKey = false;
+      i = end;
+    } else if (character === "{" || character === "[") {
+      depth++;
+      expectKey = depth === 1;
+    } else if (character === "}" || character === "]") {
+      depth--;
+    } else if (character === "," && depth === 1) {
+      expectKey = true;
+    }
+  }
+  return keys;
 }
 
 export function start(name, parameters) {

@@ -5,7 +5,7 @@ import * as api from "./api.js";
 import { save } from "./download.js";
 import { connect } from "./events.js";
 import { OutputPanel } from "./output.js";
-import { TaskList } from "./tasks.js";
+import { TaskList, isDownload } from "./tasks.js";
 
 const connection = document.getElementById("connection");
 const connectionWords = {
@@ -21,6 +21,7 @@ const tasks = new TaskList(
     run: (task, parameters) => run(task, parameters),
     stop: (task) => api.stop(task.name),
     view: (task) => output.view(task),
+    rendered: () => output.refresh(),
   },
 );
 const output = new OutputPanel(document.getElementById("output-panel"), tasks);
@@ -28,7 +29,7 @@ const output = new OutputPanel(document.getElementById("output-panel"), tasks);
 // Run a task the way its settings ask: save its output as a file, show it
 // live, or, for those who may not see output, only start it.
 async function run(task, parameters) {
-  if (task.meta && task.meta.download && task.can_view_output) {
+  if (isDownload(task)) {
     const response = await api.startWithOutput(task.name, parameters);
     await save(response, `${task.name}.txt`);
   } else if (task.can_view_output) {

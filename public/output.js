@@ -28,6 +28,10 @@ export class OutputPanel {
     });
     this.name = null;
     this.controller = null;
+    // Counts what was asked of the panel, so that an answer that comes after
+    // a later request is not shown over it.
+    this.requests = 0;
+    this.timer = false;
     this.stopButton.addEventListener("click", () => this.stop());
     this.followButton.addEventListener("click", () => this.terminal.follow());
   }
@@ -35,10 +39,16 @@ export class OutputPanel {
   // Start a task and show its whole output. Fails, leaving the panel as it
   // was, when the task cannot start.
   async run(task, parameters) {
+    const request = ++this.requests;
     const controller = new AbortController();
     const response = await api.startWithOutput(task.name, parameters, controller.signal);
-    this.show(task, controller, "running…", true);
-    this.stream(task, response, controller);
+    if (request !== this.requests) {
+      // Someone asked for other output meanwhile: the run goes on unseen.
+      controller.abort();
+      return;
+    }
+    this.show(task, controller, true);
+    this.stream(task, response, controller, true);
   }
 
   // Show the output of a task's latest run, following it if it runs.
@@ -48,9 +58,10 @@ export class OutputPanel {
       this.root.querySelector("#output").focus();
       return;
     }
+    ++this.requests;
     const controller = new AbortController();
     const running = task.state === "running";
-    this.show(task, controller, running ? "running…" : "loading…", running);
+    this.show(task, controller, running);
     let response;
     try {
       response = await api.output(task.name, controller.signal);
@@ -58,32 +69,35 @@ export class OutputPanel {
       if (error.name !== "AbortError") this.setStatus("ended", error.message);
       throw error;
     }
-    this.stream(task, response, controller);
+    this.stream(task, response, controller, false);
   }
 
-  show(task, controller, status, running) {
+  show(task, controller, running) {
     if (this.controller) this.controller.abort();
     this.controller = controller;
     this.name = task.name;
     this.title.textContent = task.name;
     this.trimmed.hidden = true;
     this.raw.href = api.taskPath(task.name, "output");
+    this.raw.hidden = !task.buffered;
     this.terminal.reset();
-    this.setStatus("streaming", status);
+    this.setStatus("streaming", running ? "running…" : "loading…", running);
     this.stopButton.hidden = !(task.can_run && running);
     if (window.matchMedia("(max-width: 52rem)").matches) {
       this.root.scrollIntoView({ block: "start" });
     }
   }
 
-  async stream(task, response, controller) {
+  async stream(task, response, controller, started) {
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
+    let received = 0;
     let lost = null;
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
+        received += value.length;
         await this.terminal.write(decoder.decode(value, { stream: true }));
       }
       await this.terminal.write(decoder.decode());
@@ -99,13 +113,12 @@ export class OutputPanel {
       this.setStatus("ended", "connection lost: the output shown may be incomplete");
       return;
     }
-    await this.showEnd(task);
+    await this.showEnd(task, started, received);
   }
 
   // How the run shown ended.
-  async showEnd(task) {
-    const latest = this.tasks.get(task.name) || task;
-    if (latest.state === "new" && !this.terminal.linesShown) {
+  async showEnd(task, started, received) {
+    if (!started && task.state === "new" && received === 0) {
       this.setStatus("ended", "never run");
       return;
     }
@@ -115,15 +128,17 @@ export class OutputPanel {
     } catch (error) {
       text = error.message;
     }
-    if (!task.buffered && task.state !== "running" && this.terminal.linesShown === 0) {
+    if (!task.buffered && !started && received === 0) {
       text += " · this task's output is only shown while it runs";
     }
     if (this.name === task.name && !this.controller) this.setStatus("ended", text);
   }
 
-  setStatus(state, text) {
+  // timer: whether the text is "running…" and its time goes on.
+  setStatus(state, text, timer = false) {
     this.status.dataset.state = state;
     this.status.textContent = text;
+    this.timer = timer;
   }
 
   async stop() {
@@ -137,17 +152,23 @@ export class OutputPanel {
     }
   }
 
-  // A task started or ended: keep the stop button true to it.
+  // A task started or ended, or the list changed: keep the stop button true
+  // to what the user may do now.
   event(name, event) {
     if (name !== this.name || !this.controller) return;
-    const task = this.tasks.get(name);
-    if (event === "Started") this.stopButton.hidden = !(task && task.can_run);
+    if (event === "Started") this.timer = true;
+    this.refresh();
+  }
+
+  refresh() {
+    if (!this.controller) return;
+    const task = this.tasks.get(this.name);
+    this.stopButton.hidden = !(task && task.can_run && task.state === "running");
   }
 
   tick() {
-    if (this.controller && this.status.dataset.state === "streaming") {
-      const seconds = this.tasks.elapsed(this.name);
-      if (seconds !== null) this.status.textContent = `running… ${formatDuration(seconds)}`;
-    }
+    if (!this.timer || !this.controller) return;
+    const seconds = this.tasks.elapsed(this.name);
+    if (seconds !== null) this.status.textContent = `running… ${formatDuration(seconds)}`;
   }
 }

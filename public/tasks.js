@@ -21,6 +21,11 @@ function shape(task) {
   ]);
 }
 
+// Whether running a task saves its output as a file.
+export function isDownload(task) {
+  return Boolean(task.meta) && task.meta.download === true && task.can_view_output;
+}
+
 export function stateText(task) {
   if (task.state === "new") return "never run";
   if (task.state === "running") return "running";
@@ -30,8 +35,9 @@ export function stateText(task) {
 }
 
 export class TaskList {
-  // actions: run(task, parameters), stop(task), view(task); each returns a
-  // promise that fails with the error to show beside the task.
+  // actions: run(task, parameters), stop(task), view(task), each returning
+  // a promise that fails with the error to show beside the task; and
+  // rendered(), told whenever the list was fetched again.
   constructor(list, message, actions) {
     this.list = list;
     this.message = message;
@@ -88,7 +94,6 @@ export class TaskList {
       }
       entry.task = task;
       entry.receivedAt = now;
-      this.update(entry);
       const position = previous ? previous.nextSibling : this.list.firstChild;
       if (position !== entry.item) this.list.insertBefore(entry.item, position);
       previous = entry.item;
@@ -99,10 +104,14 @@ export class TaskList {
         this.entries.delete(name);
       }
     }
+    // Once every task is known: an Enum's offer to run its source depends
+    // on the source, wherever it is in the list.
+    for (const entry of this.entries.values()) this.update(entry);
     if (tasks.length === 0) {
       this.message.textContent = "There are no tasks for you here.";
       this.message.hidden = false;
     }
+    this.actions.rendered();
   }
 
   build(task) {
@@ -125,15 +134,23 @@ export class TaskList {
       form.setAttribute("aria-label", `Run ${task.name}`);
       const fields = element("div", { className: "fields" });
       for (const argument of task.arguments) fields.append(this.field(task, argument));
-      const download = Boolean(task.meta && task.meta.download) && task.can_view_output;
+      const download = isDownload(task);
       const run = element("button", { type: "submit", className: "run", textContent: download ? "Download" : "Run" });
       const stop = element("button", { type: "button", className: "stop", textContent: "Stop", hidden: true });
       stop.addEventListener("click", () => this.act(item, () => this.actions.stop(this.get(task.name))));
       actions.append(run, stop);
       form.addEventListener("submit", (event) => {
         event.preventDefault();
+        // Run stays focusable while the task runs (a disabled button would
+        // drop the keyboard's focus), so it is checked here.
+        if (run.getAttribute("aria-disabled") === "true") return;
+        const waiting = form.querySelector(".not-ready:not([hidden]) .not-ready-text");
+        if (waiting) {
+          this.showError(item, waiting.textContent);
+          return;
+        }
         const parameters = new URLSearchParams(new FormData(form));
-        run.disabled = true;
+        run.setAttribute("aria-disabled", "true");
         this.act(item, () => this.actions.run(this.get(task.name), parameters))
           .finally(() => this.update(this.entries.get(task.name)));
       });
@@ -172,9 +189,8 @@ export class TaskList {
     const notReady = element("p", { className: "not-ready", hidden: true },
       element("span", { className: "not-ready-text" }));
     notReady.dataset.argument = argument.name;
-    const sourceTask = source ? this.get(source) : null;
-    if (source && (!sourceTask || sourceTask.can_run)) {
-      const runSource = element("button", { type: "button", className: "run-source", textContent: `Run ${source}` });
+    if (source) {
+      const runSource = element("button", { type: "button", className: "run-source", textContent: `Run ${source}`, hidden: true });
       runSource.addEventListener("click", () => this.runSource(task, source));
       notReady.append(" ", runSource);
     }
@@ -225,7 +241,7 @@ export class TaskList {
     const stop = item.querySelector("button.stop");
     if (stop) stop.hidden = task.state !== "running";
     const run = item.querySelector("button.run");
-    if (run) run.disabled = task.state === "running";
+    if (run) run.setAttribute("aria-disabled", String(task.state === "running"));
     this.tickEntry(entry);
     for (const argument of task.arguments) {
       if (argument.datatype === "Enum") this.fillEnum(item, argument);
@@ -248,15 +264,24 @@ export class TaskList {
         ? `No values: the last run of ${source} printed none. Run ${source} again?`
         : "No values: the task they come from printed none.";
     }
+    const hadFocus = notReady.contains(document.activeElement);
     notReady.hidden = problem === null;
     notReady.querySelector(".not-ready-text").textContent = problem || "";
+    const runSource = notReady.querySelector("button.run-source");
+    if (runSource) {
+      const sourceTask = this.get(source);
+      runSource.hidden = !(sourceTask && sourceTask.can_run);
+    }
     select.disabled = !values || values.length === 0;
     const current = Array.from(select.options, (option) => option.value);
-    const wanted = values || [];
+    const wanted = [...new Set(values || [])];
     if (current.length === wanted.length && current.every((value, i) => value === wanted[i])) return;
     const chosen = select.value;
     select.replaceChildren(...wanted.map((value) => new Option(value, value)));
     if (wanted.includes(chosen)) select.value = chosen;
+    // The button that ran the source is gone: the choice it made possible
+    // takes the focus.
+    if (hadFocus && notReady.hidden && !select.disabled) select.focus();
   }
 
   // How long a task's latest run has run, or ran; null before its first.

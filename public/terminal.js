@@ -7,13 +7,19 @@
 // per animation frame and at most FRAME_LINES lines or FRAME_SPANS styled
 // runs per frame, so that a large output never blocks the page for long;
 // the line being written is redrawn in place. Only the last MAX_LINES lines
-// are kept on the page.
+// are kept on the page. A hidden page draws nothing; it keeps reading, so
+// that Taru does not take it for a client that stopped, and keeps the last
+// MAX_LINES lines to draw when it is shown again.
 
 const BLOCK_LINES = 500;
 const FRAME_LINES = 8000;
 const FRAME_SPANS = 6000;
 const MAX_LINES = 200000;
 const PENDING_LIMIT = 20000;
+
+// A line longer than this is shown as several, as a terminal wraps it; a
+// "\r" then goes back to the start of the last part only.
+const WRAP = 10000;
 
 // The number of characters as the cursor counts them: code points.
 function codePoints(text) {
@@ -40,17 +46,38 @@ function paletteColour(index) {
   return `rgb(${red}, ${green}, ${blue})`;
 }
 
-// The style after one SGR ("ESC [ ... m") sequence's parameters.
+const paletteColours = new Set();
+for (let index = 16; index < 256; index++) paletteColours.add(paletteColour(index));
+
+// An extended colour from its parameters after 38 or 48 ("5;N" or
+// "2;R;G;B"): the colour and how many parameters it took, or null.
+function extendedColour(values) {
+  if (values[0] === 5 && values.length >= 2) {
+    const index = values[1];
+    if (!(index >= 0 && index <= 255)) return [undefined, 2];
+    return [index < 16 ? index : paletteColour(index), 2];
+  }
+  if (values[0] === 2 && values.length >= 4) {
+    const [red, green, blue] = values.slice(1, 4).map((value) => Math.min(255, Math.max(0, value || 0)));
+    return [`rgb(${red}, ${green}, ${blue})`, 4];
+  }
+  return null;
+}
+
+// The style after one SGR ("ESC [ ... m") sequence's parameters. Groups are
+// split by ";"; a group may hold ":"-separated parts of one colour, as in
+// "38:2::255:0:0".
 export function applySgr(style, parameters) {
-  const codes = parameters === "" ? [0] : parameters.split(/[;:]/).map(Number);
+  const groups = parameters === "" ? ["0"] : parameters.split(";");
   const next = { ...style };
-  for (let i = 0; i < codes.length; i++) {
-    const code = codes[i];
+  for (let i = 0; i < groups.length; i++) {
+    const parts = groups[i].split(":");
+    const code = parts[0] === "" ? 0 : Number(parts[0]);
     if (code === 0 || Number.isNaN(code)) Object.assign(next, PLAIN);
     else if (code === 1) next.bold = true;
     else if (code === 2) next.dim = true;
     else if (code === 3) next.italic = true;
-    else if (code === 4) next.underline = true;
+    else if (code === 4) next.underline = parts[1] !== "0";
     else if (code === 7) next.inverse = true;
     else if (code === 9) next.strike = true;
     else if (code === 21 || code === 22) { next.bold = false; next.dim = false; }
@@ -66,17 +93,18 @@ export function applySgr(style, parameters) {
     else if (code >= 100 && code <= 107) next.bg = code - 100 + 8;
     else if (code === 38 || code === 48) {
       const key = code === 38 ? "fg" : "bg";
-      if (codes[i + 1] === 5 && i + 2 < codes.length) {
-        const index = codes[i + 2];
-        if (index >= 0 && index <= 255) next[key] = index < 16 ? index : paletteColour(index);
-        i += 2;
-      } else if (codes[i + 1] === 2 && i + 4 < codes.length) {
-        const [red, green, blue] = codes.slice(i + 2, i + 5).map((value) => Math.min(255, Math.max(0, value || 0)));
-        next[key] = `rgb(${red}, ${green}, ${blue})`;
-        i += 4;
+      let colour;
+      if (parts.length > 1) {
+        // "38:2:CS:R:G:B" names a colour space first; "38:2:R:G:B" does not.
+        const values = parts.slice(1).map(Number);
+        if (values[0] === 2 && values.length === 5) values.splice(1, 1);
+        colour = extendedColour(values);
       } else {
-        break;
+        colour = extendedColour(groups.slice(i + 1, i + 5).map(Number));
+        if (colour) i += colour[1];
       }
+      if (!colour) break;
+      if (colour[0] !== undefined) next[key] = colour[0];
     }
   }
   return Object.freeze(next);
@@ -90,23 +118,26 @@ function isPlain(style) {
 
 // Colours beyond the 16 named ones get classes made on first use, in a
 // style sheet of their own (the page's policy allows no inline styles in
-// markup). Past COLOUR_CLASSES distinct colours, a colour is rounded to the
-// nearest of the 256-colour palette.
+// markup). Past COLOUR_CLASSES distinct true colours, a colour is rounded to
+// the nearest of the 256-colour palette, whose classes are never limited.
 const COLOUR_CLASSES = 2048;
 const colourSheet = new CSSStyleSheet();
 document.adoptedStyleSheets = [...document.adoptedStyleSheets, colourSheet];
 const colourClasses = new Map();
+let trueColours = 0;
 
 function colourClass(kind, colour) {
   const key = `${kind} ${colour}`;
-  let name = colourClasses.get(key);
-  if (name) return name;
-  if (colourClasses.size >= COLOUR_CLASSES) {
+  const known = colourClasses.get(key);
+  if (known) return known;
+  const palette = paletteColours.has(colour);
+  if (!palette && trueColours >= COLOUR_CLASSES) {
     const [red, green, blue] = colour.match(/\d+/g).map(Number);
     const level = (value) => (value < 48 ? 0 : Math.min(5, Math.round((value - 55) / 40)));
     return colourClass(kind, paletteColour(16 + 36 * level(red) + 6 * level(green) + level(blue)));
   }
-  name = `ansi-${kind}-c${colourClasses.size}`;
+  if (!palette) trueColours++;
+  const name = `ansi-${kind}-c${colourClasses.size}`;
   const property = kind === "fg" ? "color" : "background-color";
   colourSheet.insertRule(`#output .${name} { ${property}: ${colour}; }`);
   colourClasses.set(key, name);
@@ -229,6 +260,10 @@ export class Terminal {
         this.onFollowChange(following);
       }
     }, { passive: true });
+    // A hidden page gets no animation frames: let its reader go on.
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) this.wake("drainWaiters");
+    });
     this.reset();
   }
 
@@ -283,13 +318,20 @@ export class Terminal {
           if (next < 0x20 || next === 0x7f) break;
           end++;
         }
+        // Wrap as a terminal does: only when more comes after a full line.
+        if (this.line.cursor >= WRAP) this.newLine();
+        const room = WRAP - this.line.cursor;
+        if (end - i > room) {
+          end = i + room;
+          // Never between the halves of a surrogate pair.
+          const last = text.charCodeAt(end - 1);
+          if (last >= 0xd800 && last <= 0xdbff && end - i > 1) end--;
+        }
         this.line.write(text.slice(i, end), this.style);
         this.lineChanged = true;
         i = end;
       } else if (code === 0x0a) {
-        this.pending.push(this.line.runs);
-        this.line = new Line();
-        this.lineChanged = true;
+        this.newLine();
         i++;
       } else if (code === 0x0d) {
         this.line.cursor = 0;
@@ -312,9 +354,22 @@ export class Terminal {
         i++;
       }
     }
+    if (this.pending.length > MAX_LINES) {
+      // More than would be kept came in before it could be drawn, as in a
+      // hidden tab, where nothing is drawn: drop the oldest.
+      const excess = this.pending.length - MAX_LINES;
+      this.pending.splice(0, excess);
+      this.dropped(excess);
+    }
     this.schedule();
-    if (this.pending.length < PENDING_LIMIT) return Promise.resolve();
+    if (this.pending.length < PENDING_LIMIT || document.hidden) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  newLine() {
+    this.pending.push(this.line.runs);
+    this.line = new Line();
+    this.lineChanged = true;
   }
 
   // Handle the escape sequence at text[start]: the number of characters it
@@ -323,30 +378,43 @@ export class Terminal {
     if (start + 1 >= text.length) return 0;
     const kind = text[start + 1];
     if (kind === "[") {
+      // Parameters and intermediates, then one final character. Any other
+      // character ends a broken sequence: what came before it is dropped,
+      // and it is shown.
       let end = start + 2;
       while (end < text.length) {
         const code = text.charCodeAt(end);
         if (code >= 0x40 && code <= 0x7e) break;
+        if (code < 0x20 || code > 0x3f) return end - start;
         end++;
       }
-      if (end >= text.length) return text.length - start > 64 ? text.length - start : 0;
+      if (end >= text.length) return end - start > 64 ? end - start : 0;
       const parameters = text.slice(start + 2, end);
       const final = text[end];
-      if (final === "m") this.style = applySgr(this.style, parameters);
-      else if (final === "K") {
+      if (final === "m" && /^[\d;:]*$/.test(parameters)) {
+        this.style = applySgr(this.style, parameters);
+      } else if (final === "K") {
         this.line.erase(Number(parameters) || 0);
         this.lineChanged = true;
       }
       return end + 1 - start;
     }
-    if (kind === "]") {
-      // An operating system command, such as a window title: up to BEL or ST.
-      const bell = text.indexOf("\x07", start);
-      const terminator = text.indexOf("\x1b\\", start);
-      const ends = [bell === -1 ? Infinity : bell + 1, terminator === -1 ? Infinity : terminator + 2];
+    if ("]PX^_".includes(kind)) {
+      // A string: an operating system command such as a window title, or
+      // device control; it ends with ST (ESC \\), or BEL for a command.
+      const terminator = text.indexOf("\x1b\\", start + 2);
+      const bell = kind === "]" ? text.indexOf("\x07", start + 2) : -1;
+      const ends = [
+        terminator === -1 ? Infinity : terminator + 2,
+        bell === -1 ? Infinity : bell + 1,
+      ];
       const end = Math.min(...ends);
       if (end === Infinity) return text.length - start > 4096 ? text.length - start : 0;
       return end - start;
+    }
+    if ("()*+-./#%".includes(kind)) {
+      // Character set and similar choices take one more character.
+      return start + 2 < text.length ? 3 : 0;
     }
     return 2;
   }
@@ -425,19 +493,20 @@ export class Terminal {
     return html;
   }
 
+  // Drop the oldest blocks beyond MAX_LINES. Someone reading further up
+  // keeps their place: the browser's scroll anchoring sees to it.
   trim() {
-    let removedHeight = 0;
     while (this.linesShown > MAX_LINES && this.blocks.length > 1) {
       const [block] = this.blocks.splice(0, 1);
-      if (!this.following) removedHeight += block.element.offsetHeight;
       block.element.remove();
       this.linesShown -= block.lines;
-      this.linesTrimmed += block.lines;
-      this.onTrim(this.linesTrimmed);
+      this.dropped(block.lines);
     }
-    if (removedHeight) {
-      this.element.scrollTop -= removedHeight;
-      this.scrolledTo = this.element.scrollTop;
-    }
+    this.scrolledTo = Math.min(this.scrolledTo, this.element.scrollTop);
+  }
+
+  dropped(lines) {
+    this.linesTrimmed += lines;
+    this.onTrim(this.linesTrimmed);
   }
 }

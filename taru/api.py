@@ -72,6 +72,18 @@ class NoSuchPage(Exception):
         return "not found"
 
 
+class CrossSiteRequest(Exception):
+    """
+    A browser sent a request that changes state from another site's page.
+    """
+
+    def __str__(self) -> str:
+        return (
+            "a page of another site may not start or stop tasks; use Taru's own"
+            " page, or a client that is not a browser"
+        )
+
+
 class UnsupportedBody(Exception):
     """
     The request body is of a type Taru does not read.
@@ -87,9 +99,29 @@ _STATUS_FOR: list[tuple[type[Exception], int]] = [
     (NoSuchPage, 404),
     (NotAuthenticated, 401),
     (UnknownUser, 403),
+    (CrossSiteRequest, 403),
     (RangeNotSatisfiable, 416),
     (RunnerError, 500),
 ]
+
+
+def _from_another_site(request: Request) -> bool:
+    """
+    Whether a browser sent the request from a page that is not Taru's.
+
+    Browsers say where a request comes from in C{Sec-Fetch-Site}; older ones
+    only in C{Origin}, which must then name the host the request was sent to
+    (as the proxy passed it on). Clients that are not browsers send neither.
+    """
+    site = request.getHeader(b"sec-fetch-site")
+    if site is not None:
+        return site.strip().lower() not in (b"same-origin", b"none")
+    origin = request.getHeader(b"origin")
+    if origin is None:
+        return False
+    host = request.getHeader(b"x-forwarded-host") or request.getHeader(b"host")
+    netloc = urlsplit(origin.decode("latin-1").strip()).netloc
+    return host is None or netloc.encode("latin-1").lower() != host.strip().lower()
 
 
 def _run_tag(run: Run) -> bytes:
@@ -376,6 +408,14 @@ class TaruAPI:
         return site
 
     def _access(self, request: Request) -> Access:
+        """
+        What the requester may do; nothing that changes state when the
+        request comes from another site's page.
+
+        @raise CrossSiteRequest: for a C{POST} from another site's page.
+        """
+        if request.method == b"POST" and _from_another_site(request):
+            raise CrossSiteRequest()
         return access_for(
             self.tasks.config, request.requestHeaders.getRawHeaders(b"x-user")
         )

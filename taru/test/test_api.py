@@ -516,6 +516,101 @@ class StartTests(APITestCase):
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
 
+class CrossSiteTests(APITestCase):
+    """
+    A page of another site cannot start or stop tasks through the browser of
+    someone who may; Taru's own page, curl and scripts can.
+    """
+
+    def test_cross_site_refused(self) -> None:
+        """
+        A POST a browser marks as coming from another site gets 403 and
+        starts nothing.
+        """
+        for site in ["cross-site", "same-site"]:
+            response = self.post(
+                "/api/v1/task/hosts", headers={"Sec-Fetch-Site": [site]}
+            )
+
+            self.assertIn("another site", self.error_text(response, 403))
+        self.assertEqual(self.runner.calls, [])
+
+    def test_stop_refused(self) -> None:
+        """
+        Stopping from another site's page is refused too.
+        """
+        self.post("/api/v1/task/hosts")
+
+        response = self.post(
+            "/api/v1/task/hosts/stop", headers={"Sec-Fetch-Site": ["cross-site"]}
+        )
+
+        self.error_text(response, 403)
+        self.assertEqual(self.tasks.get("hosts").state, "running")
+
+    def test_same_origin(self) -> None:
+        """
+        Taru's own page, or a request typed in the address bar, may start a
+        task.
+        """
+        codes = []
+        for site in ["same-origin", "none"]:
+            response = self.post(
+                "/api/v1/task/hosts", headers={"Sec-Fetch-Site": [site]}
+            )
+            codes.append(response.code)
+            self.runner.started[-1].end(0)
+            self.stub.flush()
+
+        self.assertEqual(codes, [200, 200])
+
+    def test_origin_of_another_host(self) -> None:
+        """
+        A browser that sends only C{Origin} is refused when it names another
+        host than the request went to.
+        """
+        response = self.post(
+            "/api/v1/task/hosts", headers={"Origin": ["http://evil.example"]}
+        )
+
+        self.error_text(response, 403)
+
+    def test_origin_of_this_host(self) -> None:
+        """
+        C{Origin} naming the host the request went to, directly or as the
+        proxy says with C{X-Forwarded-Host}, is Taru's own page.
+        """
+        direct = self.post(
+            "/api/v1/task/hosts", headers={"Origin": ["http://taru.example"]}
+        )
+        self.started().end(0)
+        proxied = self.post(
+            "/api/v1/task/hosts",
+            headers={
+                "Origin": ["https://taru.company.example"],
+                "X-Forwarded-Host": ["taru.company.example"],
+            },
+        )
+
+        self.assertEqual((direct.code, proxied.code), (200, 200))
+
+    def test_scripts(self) -> None:
+        """
+        A client that is not a browser sends neither header and may start
+        tasks.
+        """
+        self.assertEqual(self.post("/api/v1/task/hosts").code, 200)
+
+    def test_reading_allowed(self) -> None:
+        """
+        Reading is not refused: another site's page cannot read the answer
+        anyway.
+        """
+        response = self.get("/api/v1/tasks", headers={"Sec-Fetch-Site": ["cross-site"]})
+
+        self.assertEqual(response.code, 200)
+
+
 class ArgumentTests(APITestCase):
     """
     Tests for the arguments routes that start tasks take.

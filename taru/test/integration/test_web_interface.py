@@ -1116,3 +1116,173 @@ def luminance(colour: str) -> float:
     """
     red, green, blue = (int(part) for part in re.findall(r"\d+", colour)[:3])
     return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
+EDGE_CONFIG = r"""
+    tasks:
+      '10':
+        command: [sh, -c, 'exit 0']
+      '2':
+        command: [sh, -c, 'exit 0']
+      colours:
+        command:
+          - python3
+          - -c
+          - |
+            import sys
+            line = "".join(
+                "\x1b[38;2;%d;%d;%dm#" % (n % 256, n * 7 % 256, n * 13 % 256)
+                for n in range(3000)
+            )
+            sys.stdout.write(line + "\x1b[0m\n\x1b[38;5;200mpalette\x1b[0m\n")
+      sequences:
+        command:
+          - printf
+          - '\033(Bcharset \033Pdevice control\033\\gone \033[38:2::255:0:0mcolon\033[0m
+             \033[12;34\nafter\n'
+      rewrites:
+        command:
+          - python3
+          - -c
+          - |
+            import sys
+            sys.stdout.write("x" * 200000 + "\rX" * 3000 + "\n")
+      a_task_whose_argument_names_are_long:
+        command: [echo, $an_argument_whose_name_goes_on_without_any_space_to_break_it]
+        arguments:
+          - name: an_argument_whose_name_goes_on_without_any_space_to_break_it
+            datatype: Enum
+            enum_source: a_source_task_whose_name_goes_on_and_on_without_any_space_in_it
+      a_source_task_whose_name_goes_on_and_on_without_any_space_in_it:
+        command: [echo, one]
+"""
+
+
+# The colour of the styled run of output whose text is exactly the argument.
+COLOUR_OF = """
+(text) => {
+  const span = [...document.querySelectorAll("#output span")]
+    .find((span) => span.textContent === text);
+  return span ? getComputedStyle(span).color : null;
+}
+"""
+
+
+class EdgeTests(TestCase):
+    """
+    What broke the page once: many colours, names that look like numbers or
+    never end, odd escape sequences, and long lines rewritten in place.
+    """
+
+    failureException = AssertionError  # type: ignore[assignment]
+
+    async def test_order_of_numeric_names(self) -> None:
+        """
+        Tasks named like numbers are listed where the configuration puts
+        them, not first.
+        """
+        taru = await start_taru(self, EDGE_CONFIG)
+        page = await open_page(self, taru.base)
+
+        def order(page: Page) -> list[str]:
+            expect_live(page)
+            expect(page.locator("#tasks > li.task")).to_have_count(7)
+            names: list[str] = page.locator("#tasks > li.task").evaluate_all(
+                "items => items.map((item) => item.dataset.task)"
+            )
+            return names
+
+        names = await call(order, page)
+
+        self.assertEqual(names[:3], ["10", "2", "colours"])
+
+    async def test_many_colours(self) -> None:
+        """
+        Thousands of different true colours are all shown, and colours keep
+        working after them.
+        """
+        taru = await start_taru(self, EDGE_CONFIG)
+        page = await open_page(self, taru.base)
+
+        def colours(page: Page) -> str:
+            expect_live(page)
+            run_from_page(page, "colours")
+            _, text = output_when_ended(page, "colours")
+            colour: str = page.evaluate(COLOUR_OF, "palette")
+            return text + colour
+
+        shown = await call(colours, page)
+
+        self.assertEqual(shown, "#" * 3000 + "\npalette\n" + "rgb(255, 0, 215)")
+
+    async def test_odd_sequences(self) -> None:
+        """
+        Character set choices and device control strings are dropped, colour
+        parts separated by colons are read, and a sequence broken off by
+        text is dropped without swallowing that text.
+        """
+        taru = await start_taru(self, EDGE_CONFIG)
+        page = await open_page(self, taru.base)
+
+        def sequences(page: Page) -> tuple[str, str]:
+            expect_live(page)
+            run_from_page(page, "sequences")
+            _, text = output_when_ended(page, "sequences")
+            colour: str = page.evaluate(COLOUR_OF, "colon")
+            return text, colour
+
+        text, colour = await call(sequences, page)
+
+        self.assertEqual(text, "charset gone colon \nafter\n")
+        self.assertEqual(colour, "rgb(255, 0, 0)")
+
+    async def test_long_line_rewritten(self) -> None:
+        """
+        A very long line rewritten thousands of times with C{\\r} does not
+        freeze the page.
+        """
+        taru = await start_taru(self, EDGE_CONFIG)
+        page = await open_page(self, taru.base, init_script=LONG_TASK_OBSERVER)
+
+        def rewrites(page: Page) -> tuple[str, float]:
+            expect_live(page)
+            run_from_page(page, "rewrites")
+            _, text = output_when_ended(page, "rewrites")
+            longest: float = page.evaluate(
+                "Math.max(0, ...window.taruLongTasks.map((t) => t.duration))"
+            )
+            return text, longest
+
+        text, longest = await call(rewrites, page)
+
+        # Shown as a terminal wraps it: "\r" goes back to the start of the
+        # last 10,000 characters.
+        self.assertEqual(text.replace("\n", ""), "x" * 190000 + "X" + "x" * 9999)
+        self.assertLess(longest, LONGEST_TASK_MS)
+
+    async def test_long_names_on_a_phone(self) -> None:
+        """
+        Names without spaces break to fit a phone's width; an Enum that is
+        not ready says so when its form is sent, and sends nothing.
+        """
+        taru = await start_taru(self, EDGE_CONFIG)
+        page = await open_page(self, taru.base, {"width": 320, "height": 700}, True)
+        name = "a_task_whose_argument_names_are_long"
+
+        def narrow(page: Page) -> tuple[int, int, str]:
+            expect_live(page)
+            item = task_item(page, name)
+            expect(item.locator(".not-ready")).to_be_visible()
+            item.locator("button.run").click()
+            expect(item.locator(".task-error")).to_contain_text("Not ready yet")
+            widths: dict[str, int] = page.evaluate(
+                "({scroll: document.documentElement.scrollWidth,"
+                " inner: window.innerWidth})"
+            )
+            state: str = item.get_attribute("data-state") or ""
+            return widths["scroll"], widths["inner"], state
+
+        scroll, inner, state = await call(narrow, page)
+
+        self.assertLessEqual(scroll, inner)
+        self.assertEqual(state, "new")
