@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LISTEN ?= tcp:3000:interface=127.0.0.1
 
-.PHONY: run test unit integration lint bench-web clean
+.PHONY: run test unit integration lint bench bench-web clean
 
 $(BIN)/taru: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ lint: $(BIN)/taru
 	$(BIN)/ruff check taru twisted bench
 	$(BIN)/ruff format --check taru twisted bench
 	$(BIN)/mypy
+
+# Throughput, latency and memory of the real server under load, over loopback;
+# prints one table of medians. About 10 minutes; `$(BIN)/python -m bench
+# --help` for choosing scenarios and runs.
+bench: $(BIN)/taru
+	$(BIN)/python -m bench
 
 # How fast the web page shows 100,000 lines of output, in headless Chromium.
 bench-web: $(BIN)/taru $(CHROMIUM)
