@@ -397,6 +397,10 @@ class TaruAPI:
         self.tasks = tasks
         self.events = events
         self.public = public
+        # The task list as last answered to each user, while no task runs
+        # and nothing changed (see L{Tasks.version}).
+        self._listings: dict[tuple[bytes, ...] | None, bytes] = {}
+        self._listings_version = -1
 
     def site(self) -> server.Site:
         """
@@ -478,6 +482,27 @@ class TaruAPI:
         requester may do with them.
         """
         access = self._access(request)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        if self._listings_version != self.tasks.version:
+            self._listings.clear()
+            self._listings_version = self.tasks.version
+        user = None
+        if self.tasks.config.users is not None:
+            user = tuple(request.requestHeaders.getRawHeaders(b"x-user", []))
+        cached = self._listings.get(user)
+        if cached is not None:
+            return cached
+        body = json.dumps(self._listing(access)).encode("utf-8")
+        # A running task's duration changes from one moment to the next.
+        if not any(state.current for state in self.tasks.all().values()):
+            self._listings[user] = body
+        return body
+
+    def _listing(self, access: Access) -> dict[str, Any]:
+        """
+        The task list as C{access} may see it.
+        """
         listing: dict[str, Any] = {}
         for name, state in self.tasks.all().items():
             if not access.can_view_status(name):
@@ -497,9 +522,7 @@ class TaruAPI:
                     for argument in state.spec.arguments
                 ],
             }
-        request.setHeader(b"content-type", b"application/json")
-        request.setHeader(b"cache-control", b"no-store")
-        return json.dumps(listing).encode("utf-8")
+        return listing
 
     def _timing(self, state: TaskState) -> dict[str, Any]:
         """

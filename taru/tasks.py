@@ -170,6 +170,9 @@ class Tasks:
         self._states: dict[str, TaskState] = {}
         self._retiring: dict[str, TaskState] = {}
         self._enum_cache: dict[str, tuple[tuple[int, int, bool], list[str]]] = {}
+        # Counts changes to what the task list shows, so that it can be
+        # cached while nothing changes.
+        self.version = 0
         self.config = config
         self.reconfigure(config)
 
@@ -195,6 +198,7 @@ class Tasks:
             elif state.last is not None:
                 state.last.output.release()
         self.config = config
+        self.version += 1
 
     def get(self, name: str) -> TaskState:
         """
@@ -280,6 +284,7 @@ class Tasks:
             output=output,
         )
         state.current = run
+        self.version += 1
         if on_output is not None:
             on_output(output)
         return await _shielded(Deferred.fromCoroutine(self._launch(state, run)))
@@ -295,6 +300,7 @@ class Tasks:
             )
         except BaseException as error:
             state.current = None
+            self.version += 1
             output.close()
             output.release()
             if run.task.buffered:
@@ -333,6 +339,7 @@ class Tasks:
         if state.last is not None:
             state.last.output.release()
         state.current = state.last = run
+        self.version += 1
         self._keep_record(run)
         self._events.publish(run.task.name, "Started")
         process.ended.addCallback(self._ended, state, run)
@@ -383,6 +390,7 @@ class Tasks:
                 status = ExitStatus(exit_code, signal)
         written_at = os.stat(self._spool.path_for(name)).st_mtime
         started_at = _time_or(record.get("started_at"), written_at)
+        self.version += 1
         state.last = Run(
             run_id=next(self._run_ids),
             task=state.spec,
@@ -431,6 +439,7 @@ class Tasks:
         if state.last is not None:
             state.last.output.release()
         state.last = run
+        self.version += 1
 
     def _follow_elsewhere(self, state: TaskState, read_output: bool) -> None:
         """
@@ -476,6 +485,7 @@ class Tasks:
         run.ended_at = self._clock.seconds()
         self._keep_record(run)
         state.current = None
+        self.version += 1
         name = run.task.name
         if self._retiring.get(name) is state:
             del self._retiring[name]

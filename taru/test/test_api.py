@@ -357,6 +357,26 @@ class TaskListTests(APITestCase):
             ("finished", None),
         )
 
+    def test_list_follows_changes(self) -> None:
+        """
+        Asked again and again, the list always shows the latest state: each
+        start, end and reload.
+        """
+        seen = [self.tasks_listed()["hosts"]["state"]]
+        self.post("/api/v1/task/hosts")
+        seen.append(self.tasks_listed()["hosts"]["state"])
+        self.started().end(5)
+        self.stub.flush()
+        listing = self.tasks_listed()
+        seen.append(listing["hosts"]["state"])
+        self.tasks.reconfigure(parse_config(USERS_CONFIG.split("users:")[0]))
+        names = list(self.tasks_listed())
+
+        self.assertEqual(seen, ["new", "running", "finished"])
+        self.assertEqual(listing["hosts"]["exit_code"], 5)
+        self.assertEqual(listing["ping"]["arguments"][0]["values"], [])
+        self.assertEqual(names, ["echo", "pick"])
+
     def test_enum_values(self) -> None:
         """
         An Enum argument lists the lines of its source's latest output.
@@ -400,6 +420,19 @@ class UserTaskListTests(APITestCase):
         response = self.get("/api/v1/tasks", "starter")
 
         self.assertEqual(json.loads(self.body(response)), {})
+
+    def test_each_user_their_own_list(self) -> None:
+        """
+        Users asking one after the other each get the list they may see.
+        """
+        lists = [
+            list(json.loads(self.body(self.get("/api/v1/tasks", user))))
+            for user in ["operator", "starter", "operator", "watcher"]
+        ]
+
+        self.assertEqual(
+            lists, [["echo", "pick"], [], ["echo", "pick"], ["echo", "pick"]]
+        )
 
     def test_enum_values_only_for_runners(self) -> None:
         """
