@@ -719,6 +719,28 @@ class SpoolTests(SynchronousTestCase):
         self.directory = self.mktemp()
         self.spool = Spool(self.directory)
 
+    def test_record_rewritten(self) -> None:
+        """
+        A run's record reads back as last written, also after a longer one.
+        """
+        self.spool.write_record("task", {"started_at": 1.5, "note": "x" * 100})
+
+        self.spool.write_record("task", {"exit_code": 0})
+
+        self.assertEqual(self.spool.read_record("task"), {"exit_code": 0})
+
+    def test_no_record(self) -> None:
+        """
+        A task without a record, or with one that is not a JSON object, has
+        an empty record.
+        """
+        self.spool.write_record("list", [1, 2])  # type: ignore[arg-type]
+
+        self.assertEqual(
+            (self.spool.read_record("none"), self.spool.read_record("list")),
+            ({}, {}),
+        )
+
     def create(self, task: str) -> Output:
         """
         Create a task's spool, discarded when the test ends.
