@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
 from klein import Klein
 from klein.interfaces import IKleinRequest
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -33,7 +34,14 @@ from taru.arguments import ArgumentError, EnumNotReady, parse_arguments, substit
 from taru.config import ArgumentSpec, TaskSpec
 from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
 from taru.output import STALL_SECONDS, Follower, FollowerStalled, Output
-from taru.permissions import Access, NotAuthenticated, UnknownUser, access_for
+from taru.permissions import (
+    Access,
+    NotAuthenticated,
+    UnknownUser,
+    UntrustedPeer,
+    access_for,
+    check_peer,
+)
 from taru.ranges import RangeNotSatisfiable, byte_range
 from taru.runners import ExitStatus, RunnerError
 from taru.tasks import AlreadyRunning, NoSuchTask, Run, Tasks, TaskState
@@ -98,6 +106,7 @@ _STATUS_FOR: list[tuple[type[Exception], int]] = [
     (UnsupportedBody, 415),
     (NoSuchPage, 404),
     (NotAuthenticated, 401),
+    (UntrustedPeer, 401),
     (UnknownUser, 403),
     (CrossSiteRequest, 403),
     (RangeNotSatisfiable, 416),
@@ -363,6 +372,15 @@ class TaruRequest(server.Request):
         )
         transport.loseConnection()
 
+    def getRequestHostname(self) -> bytes:
+        # Without a Host header Twisted names the socket's own address, and
+        # a unix socket has no host name to give.
+        if self.getHeader(b"host") is None:
+            own_address = self.getHost()  # type: ignore[no-untyped-call]
+            if not isinstance(own_address, (IPv4Address, IPv6Address)):
+                return b"localhost"
+        return super().getRequestHostname()  # type: ignore[no-untyped-call, no-any-return]
+
     def process(self) -> None:
         # Request's own methods are not annotated.
         nosniff = (b"x-content-type-options", b"nosniff")
@@ -417,9 +435,12 @@ class TaruAPI:
         request comes from another site's page.
 
         @raise CrossSiteRequest: for a C{POST} from another site's page.
+        @raise UntrustedPeer: users are configured and the peer may not name
+            one.
         """
         if request.method == b"POST" and _from_another_site(request):
             raise CrossSiteRequest()
+        check_peer(self.tasks.config, request.getClientAddress())
         return access_for(
             self.tasks.config, request.requestHeaders.getRawHeaders(b"x-user")
         )
@@ -717,7 +738,7 @@ class TaruAPI:
         see, reloads, and the heartbeat.
         """
         user_headers = request.requestHeaders.getRawHeaders(b"x-user")
-        access_for(self.tasks.config, user_headers)
+        self._access(request)
 
         def may_view(task: str) -> bool:
             try:

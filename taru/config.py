@@ -10,6 +10,7 @@ C{tasks.ping.arguments[0].enum_source: no task named 'hostz'}.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -27,7 +28,16 @@ MAX_HEARTBEAT = 86400
 _TASK_KEYS = frozenset({"command", "buffered", "headers", "meta", "arguments"})
 _ARGUMENT_KEYS = frozenset({"name", "datatype", "enum_source"})
 _PERMISSIONS = ("can_run", "can_view_status", "can_view_output")
-_TOP_KEYS = frozenset({"heartbeat", "tasks", "users"})
+_TOP_KEYS = frozenset({"heartbeat", "tasks", "users", "trusted_proxies"})
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# The peers that may name a user in X-User unless the configuration says
+# otherwise: this machine (and peers on a unix socket, always).
+DEFAULT_TRUSTED_PROXIES: tuple[Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
 
 # Headers that frame the HTTP response or that Taru always sets.
 _RESERVED_HEADERS = frozenset(
@@ -127,11 +137,14 @@ class Config:
     @ivar tasks: the tasks by name, in the file's order.
     @ivar users: the users by name, or L{None} when the file has no C{users}
         section and everyone may do everything.
+    @ivar trusted_proxies: the addresses whose requests may name a user in
+        C{X-User}; peers on a unix socket always may.
     """
 
     tasks: Mapping[str, TaskSpec]
     users: Mapping[str, UserSpec] | None = None
     heartbeat: float | None = None
+    trusted_proxies: tuple[Network, ...] = DEFAULT_TRUSTED_PROXIES
 
 
 class _SourcedInt(int):
@@ -484,6 +497,30 @@ def _parse_heartbeat(value: object) -> float | None:
     return float(value)
 
 
+def _parse_trusted_proxies(value: object) -> tuple[Network, ...]:
+    if value is None:
+        return DEFAULT_TRUSTED_PROXIES
+    if not isinstance(value, list):
+        raise ConfigError(
+            "trusted_proxies",
+            f"must be a list of addresses or networks, not {_describe(value)}",
+        )
+    networks = []
+    for index, entry in enumerate(value):
+        where = f"trusted_proxies[{index}]"
+        if not isinstance(entry, str):
+            raise ConfigError(
+                where, f"must be an address or network, not {_describe(entry)}"
+            )
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                where, f"{entry!r} is not an IP address or network"
+            ) from None
+    return tuple(networks)
+
+
 def parse_config(text: str | bytes, source: str = "<config>") -> Config:
     """
     Parse and validate configuration text.
@@ -546,7 +583,10 @@ def parse_config(text: str | bytes, source: str = "<config>") -> Config:
         }
 
     return Config(
-        tasks=tasks, users=users, heartbeat=_parse_heartbeat(top.get("heartbeat"))
+        tasks=tasks,
+        users=users,
+        heartbeat=_parse_heartbeat(top.get("heartbeat")),
+        trusted_proxies=_parse_trusted_proxies(top.get("trusted_proxies")),
     )
 
 

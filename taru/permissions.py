@@ -8,9 +8,12 @@ C{users} section in the configuration everything is open to everyone.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 
 from attrs import frozen
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IAddress
 
 from taru.config import Config, UserSpec
 
@@ -22,6 +25,23 @@ class NotAuthenticated(Exception):
 
     def __str__(self) -> str:
         return "authentication required: this Taru expects the X-User header"
+
+
+class UntrustedPeer(Exception):
+    """
+    Users are configured, and the request comes from a peer that may not
+    name one: not a trusted proxy.
+    """
+
+    def __init__(self, peer: str) -> None:
+        super().__init__(peer)
+        self.peer = peer
+
+    def __str__(self) -> str:
+        return (
+            f"requests from {self.peer} are not accepted: users are named by a"
+            " trusted proxy (see trusted_proxies in the configuration)"
+        )
 
 
 class UnknownUser(Exception):
@@ -97,3 +117,21 @@ def access_for(config: Config, user_headers: Sequence[bytes] | None) -> Access:
     if spec is None:
         raise UnknownUser(f"unknown user {name!r}")
     return Access(user=name, spec=spec)
+
+
+def check_peer(config: Config, peer: IAddress) -> None:
+    """
+    Refuse a request from a peer that may not name a user, when users are
+    configured: only trusted proxies and peers on a unix socket may.
+
+    @raise UntrustedPeer: if the peer is neither.
+    """
+    if config.users is None:
+        return
+    if not isinstance(peer, (IPv4Address, IPv6Address)):
+        return
+    address = ipaddress.ip_address(peer.host.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if not any(address in network for network in config.trusted_proxies):
+        raise UntrustedPeer(str(address))

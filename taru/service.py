@@ -8,6 +8,7 @@ C{twistd taru} plugin and C{taru.tac}.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import resource
 import signal
@@ -18,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from twisted.application.service import MultiService
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import (
     Deferred,
     DeferredList,
@@ -26,14 +28,18 @@ from twisted.internet.defer import (
     maybeDeferred,
 )
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IAddress,
+    IListeningPort,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
 import taru
 from taru.api import TaruAPI
-from taru.config import Config, ConfigError, load_config
+from taru.config import DEFAULT_TRUSTED_PROXIES, Config, ConfigError, load_config
 from taru.events import EventBroadcaster
 from taru.output import Spool
 from taru.runners import (
@@ -196,6 +202,16 @@ def _describe_address(address: object) -> str:
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
 
+def reaches_beyond_loopback(address: IAddress) -> bool:
+    """
+    Whether a listening address can be reached from other machines.
+    """
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        return False
+    host = ipaddress.ip_address(address.host.split("%", 1)[0])
+    return not host.is_loopback
+
+
 def raise_open_file_limit(
     getrlimit: Callable[[int], tuple[int, int]] = resource.getrlimit,
     setrlimit: Callable[[int, tuple[int, int]], None] = resource.setrlimit,
@@ -342,6 +358,19 @@ class TaruService(MultiService):
             endpoint=description,
             address=_describe_address(address),
         )
+        config = self.tasks.config
+        if (
+            config.users is not None
+            and config.trusted_proxies == DEFAULT_TRUSTED_PROXIES
+            and reaches_beyond_loopback(address)
+        ):
+            self._log.warn(
+                "users are configured and Taru listens on {address}, beyond this"
+                " machine, but only this machine may name users: requests from"
+                " elsewhere get 401. Put Taru behind a proxy that sets X-User"
+                " and list it in trusted_proxies.",
+                address=_describe_address(address),
+            )
 
     def _sighup(self, signal_number: int, frame: FrameType | None) -> None:
         self._reactor.callFromThread(self.reload)

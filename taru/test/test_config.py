@@ -595,6 +595,56 @@ class WrongTypeTests(ConfigTestCase):
         )
 
 
+class TrustedProxyTests(SynchronousTestCase):
+    """
+    C{trusted_proxies} lists the peers that may name a user.
+    """
+
+    def test_default(self) -> None:
+        """
+        Without the key, this machine's loopback addresses are trusted.
+        """
+        config = parse_config("tasks: {}")
+
+        self.assertEqual(
+            [str(network) for network in config.trusted_proxies],
+            ["127.0.0.0/8", "::1/128"],
+        )
+
+    def test_addresses_and_networks(self) -> None:
+        """
+        Addresses and networks of either family are read as networks.
+        """
+        config = parse_config(
+            "tasks: {}\ntrusted_proxies: [10.1.2.3, 192.168.0.0/16, 'fd00::/8']"
+        )
+
+        self.assertEqual(
+            [str(network) for network in config.trusted_proxies],
+            ["10.1.2.3/32", "192.168.0.0/16", "fd00::/8"],
+        )
+
+    def test_invalid(self) -> None:
+        """
+        Anything but a list of addresses or networks is refused, naming the
+        entry.
+        """
+        self.assert_config_error(
+            "tasks: {}\ntrusted_proxies: [10.0.0.1, 10.0.0.300]",
+            "trusted_proxies[1]: '10.0.0.300' is not an IP address or network",
+        )
+        self.assert_config_error(
+            "tasks: {}\ntrusted_proxies: 10.0.0.1",
+            "trusted_proxies: must be a list of addresses or networks,"
+            " not a string ('10.0.0.1')",
+        )
+
+    def assert_config_error(self, text: str, expected: str) -> None:
+        with self.assertRaises(ConfigError) as caught:
+            parse_config(text)
+        self.assertEqual(str(caught.exception), expected)
+
+
 class UnknownKeyTests(ConfigTestCase):
     """
     A key Taru does not know is refused at every level, so that a typo is not
@@ -607,7 +657,8 @@ class UnknownKeyTests(ConfigTestCase):
         """
         self.assert_config_error(
             "tasks: {}\nheartbeet: 1",
-            "heartbeet: unknown key (expected one of: heartbeat, tasks, users)",
+            "heartbeet: unknown key"
+            " (expected one of: heartbeat, tasks, trusted_proxies, users)",
         )
 
     def test_task(self) -> None:

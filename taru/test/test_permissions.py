@@ -4,10 +4,24 @@ Tests for L{taru.permissions}.
 
 from hypothesis import given
 from hypothesis import strategies as st
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.trial.unittest import SynchronousTestCase
 
-from taru.config import Config, TaskSpec, UserSpec
-from taru.permissions import Access, NotAuthenticated, UnknownUser, access_for
+from taru.config import (
+    DEFAULT_TRUSTED_PROXIES,
+    Config,
+    TaskSpec,
+    UserSpec,
+    parse_config,
+)
+from taru.permissions import (
+    Access,
+    NotAuthenticated,
+    UnknownUser,
+    UntrustedPeer,
+    access_for,
+    check_peer,
+)
 
 TASKS = {
     name: TaskSpec(name=name, command=(name,)) for name in ("ping", "dump", "hosts")
@@ -257,3 +271,65 @@ class UserAccessTests(SynchronousTestCase):
             ),
             (False, False, False),
         )
+
+
+class PeerTests(SynchronousTestCase):
+    """
+    With users configured, only trusted proxies and unix socket peers may
+    name one.
+    """
+
+    users = parse_config(
+        "tasks: {t: {command: ['true']}}\n"
+        "users: {alice: {can_run: [t], can_view_status: [t], can_view_output: [t]}}"
+    )
+
+    def test_loopback_trusted_by_default(self) -> None:
+        """
+        Loopback peers of either family, IPv4 ones written as IPv6 included,
+        are trusted by default; so are unix socket peers.
+        """
+        self.assertEqual(self.users.trusted_proxies, DEFAULT_TRUSTED_PROXIES)
+        for peer in [
+            IPv4Address("TCP", "127.0.0.1", 4000),
+            IPv4Address("TCP", "127.8.9.10", 4000),
+            IPv6Address("TCP", "::1", 4000),
+            IPv6Address("TCP", "::ffff:127.0.0.1", 4000),
+            UNIXAddress(b"/run/taru.sock"),
+        ]:
+            check_peer(self.users, peer)
+
+    def test_others_refused(self) -> None:
+        """
+        Any other peer is refused, with its address in the message.
+        """
+        for peer, shown in [
+            (IPv4Address("TCP", "192.0.2.7", 4000), "192.0.2.7"),
+            (IPv6Address("TCP", "2001:db8::1", 4000), "2001:db8::1"),
+            (IPv6Address("TCP", "::ffff:192.0.2.7", 4000), "192.0.2.7"),
+        ]:
+            with self.assertRaises(UntrustedPeer) as caught:
+                check_peer(self.users, peer)
+            self.assertIn(shown, str(caught.exception))
+
+    def test_configured_proxy(self) -> None:
+        """
+        A configured proxy is trusted, and loopback no longer is unless
+        listed.
+        """
+        config = parse_config(
+            "tasks: {t: {command: ['true']}}\n"
+            "users: {alice: {can_run: [], can_view_status: [], can_view_output: []}}\n"
+            "trusted_proxies: [192.0.2.0/24]"
+        )
+
+        check_peer(config, IPv4Address("TCP", "192.0.2.7", 4000))
+        self.assertRaises(
+            UntrustedPeer, check_peer, config, IPv4Address("TCP", "127.0.0.1", 1)
+        )
+
+    def test_no_users(self) -> None:
+        """
+        Without users, X-User means nothing and every peer is served.
+        """
+        check_peer(parse_config("tasks: {}"), IPv4Address("TCP", "192.0.2.7", 1))

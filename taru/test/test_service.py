@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import fail
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
@@ -32,6 +33,7 @@ from taru.service import (
     default_state_directory,
     make_service,
     raise_open_file_limit,
+    reaches_beyond_loopback,
 )
 from taru.systemd import SystemdRunner
 from taru.test.fakes import FakeRunner, result_now
@@ -468,13 +470,64 @@ class MakeServiceTests(SynchronousTestCase):
         )
         self.assertFalse(taru.running)
 
-    def options(self, *listen: str) -> Options:
+    def options(self, *listen: str, config: str = CONFIG) -> Options:
         options = Options()
         arguments = ["--runner", "direct", "--state-dir", self.mktemp()]
         for endpoint in listen:
             arguments += ["--listen", endpoint]
-        options.parseOptions([*arguments, write_file(self.mktemp(), CONFIG)])
+        options.parseOptions([*arguments, write_file(self.mktemp(), config)])
         return options
+
+    def warnings_listening_on(self, endpoint: str, config: str) -> list[str]:
+        """
+        What starting the service on C{endpoint} warns about.
+        """
+        taru = make_service(self.options(endpoint, config=config), MemoryReactorClock())
+        with capturedLogs() as events:
+            taru.startService()
+        self.addCleanup(taru.stopService)
+        return [
+            formatEvent(event)
+            for event in events
+            if event["log_level"] == LogLevel.warn
+        ]
+
+    def test_usersreaches_beyond_loopback_warned(self) -> None:
+        """
+        With users configured, listening beyond this machine without a
+        trusted proxy configured is warned about: nobody from elsewhere
+        could name a user.
+        """
+        users = CONFIG + USERS_SECTION
+
+        warned = self.warnings_listening_on("tcp:8080", users)
+        proxied = self.warnings_listening_on(
+            "tcp:8080", users + "trusted_proxies: [192.0.2.1]\n"
+        )
+        no_users = self.warnings_listening_on("tcp:8080", CONFIG)
+
+        self.assertEqual(len(warned), 1)
+        self.assertIn("trusted_proxies", warned[0])
+        self.assertEqual((proxied, no_users), ([], []))
+
+    def testreaches_beyond_loopback(self) -> None:
+        """
+        Wildcard and other addresses reach beyond this machine; loopback
+        addresses and unix sockets do not.
+        """
+        beyond = [
+            reaches_beyond_loopback(address)
+            for address in [
+                IPv4Address("TCP", "0.0.0.0", 80),
+                IPv6Address("TCP", "::", 80),
+                IPv4Address("TCP", "192.0.2.1", 80),
+                IPv4Address("TCP", "127.0.0.1", 80),
+                IPv6Address("TCP", "::1", 80),
+                UNIXAddress(b"/run/taru.sock"),
+            ]
+        ]
+
+        self.assertEqual(beyond, [True, True, True, False, False, False])
 
     def test_invalid_endpoint(self) -> None:
         """
@@ -674,6 +727,15 @@ class ReloadTests(SynchronousTestCase):
         self.assertEqual(self.taru.tasks.get("hello").state, "running")
         self.runner.started[0].end(0)
         self.assertEqual(self.taru.tasks.get("hello").state, "finished")
+
+
+USERS_SECTION = """
+users:
+  alice:
+    can_run: []
+    can_view_status: []
+    can_view_output: []
+"""
 
 
 class OpenFileLimitTests(SynchronousTestCase):
