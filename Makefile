@@ -15,25 +15,31 @@ $(BIN)/taru: setup.py
 	touch $@
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download
-# is not used). Installing it needs root; the package lists are refreshed only
-# when the install fails without them.
+# is not used). Installing packages needs root; the package lists are
+# refreshed only when the install fails without them.
 CHROMIUM := /usr/bin/chromium
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
 
 $(CHROMIUM):
 	$(APT_INSTALL) chromium || { apt-get update && $(APT_INSTALL) chromium; }
 
+# The proxy tests put Debian's nginx in front of Taru.
+NGINX := /usr/sbin/nginx
+
+$(NGINX):
+	$(APT_INSTALL) nginx || { apt-get update && $(APT_INSTALL) nginx; }
+
 run: $(BIN)/taru
 	$(BIN)/taru --listen $(LISTEN) --state-dir .taru-state examples/taru.yml
 
-test: $(BIN)/taru $(CHROMIUM)
+test: $(BIN)/taru $(CHROMIUM) $(NGINX)
 	$(BIN)/trial --reporter=text taru
 	$(MAKE) --no-print-directory lint
 
 unit: $(BIN)/taru
 	$(BIN)/trial $$(ls taru/test/test_*.py | sed 's|/|.|g; s|\.py$$||')
 
-integration: $(BIN)/taru $(CHROMIUM)
+integration: $(BIN)/taru $(CHROMIUM) $(NGINX)
 	$(BIN)/trial taru.test.integration
 
 lint: $(BIN)/taru
