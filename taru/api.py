@@ -379,7 +379,8 @@ class TaruRequest(server.Request):
             own_address = self.getHost()  # type: ignore[no-untyped-call]
             if not isinstance(own_address, (IPv4Address, IPv6Address)):
                 return b"localhost"
-        return super().getRequestHostname()  # type: ignore[no-untyped-call, no-any-return]
+        hostname: bytes = super().getRequestHostname()  # type: ignore[no-untyped-call]
+        return hostname
 
     def process(self) -> None:
         # Request's own methods are not annotated.
@@ -387,6 +388,14 @@ class TaruRequest(server.Request):
         self.setHeader(*nosniff)  # type: ignore[no-untyped-call]
         policy = (b"content-security-policy", API_POLICY.encode("ascii"))
         self.setHeader(*policy)  # type: ignore[no-untyped-call]
+        try:
+            unquote_to_bytes(self.path).decode("utf-8")
+        except UnicodeDecodeError:
+            # Klein would answer too, but log it as if it were a bug.
+            answer = _text(self, 400, "the address is not valid UTF-8")
+            self.write(answer)  # type: ignore[no-untyped-call]
+            self.finish()  # type: ignore[no-untyped-call]
+            return
         super().process()  # type: ignore[no-untyped-call]
 
 

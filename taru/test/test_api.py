@@ -1768,6 +1768,14 @@ class PublicFolderTests(APITestCase):
         """
         self.error_text(self.get("/missing.js"), 404)
 
+    def test_path_not_utf8(self) -> None:
+        """
+        An address whose bytes are not UTF-8 gets 400 in plain text.
+        """
+        body = self.error_text(self.get("/api/v1/task/%ff%fe/status"), 400)
+
+        self.assertIn("UTF-8", body)
+
     def test_nul_in_path(self) -> None:
         """
         A path holding an encoded NUL gets 404, not a server error.
