@@ -31,6 +31,7 @@ from taru.test.integration.harness import (
     now,
     open_events,
     output_of,
+    sleep,
     start_and_follow,
     wait_for,
 )
@@ -205,6 +206,24 @@ tasks:
 """
 
 
+STORM_CONFIG = """
+heartbeat: 1
+tasks:
+  counting:
+    command: [sh, -c, 'for i in $(seq 1 30); do echo $i; sleep 0.1; done']
+  other:
+    command: [echo, other]
+"""
+
+STORM_RELOADED_CONFIG = """
+tasks:
+  counting:
+    command: [echo, changed]
+  added:
+    command: [echo, added]
+"""
+
+
 class ReloadTests(TestCase):
     """
     SIGHUP reloads the configuration file without disturbing running tasks,
@@ -249,6 +268,45 @@ class ReloadTests(TestCase):
             ),
         )
         self.assertEqual(rerun, b"changed\n")
+
+    async def test_reload_storm(self) -> None:
+        """
+        Fifty reloads in quick succession, alternating between two
+        configurations, while a task runs and clients follow it and others
+        try to start it: every follower gets all of its output, the task
+        is never started a second time while it runs, and the reloads are
+        announced.
+        """
+        taru = await Taru(self, STORM_CONFIG).start()
+        client = http_client(self)
+        _, events = await open_events(self, client, taru.url("/events"))
+        starter = await start_and_follow(client, taru, "counting")
+        self.assertTrue(await wait_for(lambda: bool(starter.body), timeout=5.0))
+        followers = [await follow(client, taru, "counting") for _ in range(3)]
+
+        refused = []
+        for reload in range(50):
+            taru.write_config(STORM_CONFIG if reload % 2 else STORM_RELOADED_CONFIG)
+            taru.signal(signal.SIGHUP)
+            response = await client.post(taru.url("/api/v1/task/counting"))
+            await response.content()
+            refused.append(response.code)
+            await sleep(0.02)
+        await DeferredList(
+            [chunks.done for chunks in [starter, *followers]], fireOnOneErrback=True
+        )
+        messages = await events.messages_until(
+            lambda message: message == ["counting", {"ExitStatus": 0}], timeout=10
+        )
+
+        expected = b"".join(b"%d\n" % number for number in range(1, 31))
+        self.assertEqual(
+            [chunks.body for chunks in [starter, *followers]], [expected] * 4
+        )
+        self.assertEqual(set(refused), {405})
+        self.assertEqual(messages.count(["counting", "Started"]), 1)
+        self.assertGreaterEqual(messages.count([None, "UpdateConfig"]), 1)
+        self.assertNotIn("Traceback", taru.log)
 
     async def test_invalid_reload_keeps_the_old_configuration(self) -> None:
         """
