@@ -448,6 +448,80 @@ class RestartTests(TestCase):
         self.assertEqual(await part.content(), before[299_990:])
 
 
+class ShutdownTests(TestCase):
+    """
+    What becomes of tasks when Taru stops, with the direct runner.
+    """
+
+    timeout = 40
+
+    async def test_sigterm_stops_direct_tasks(self) -> None:
+        """
+        Taru stopped with SIGTERM stops the tasks it runs directly, so that
+        none is left without a Taru to follow it; the output written until
+        then is kept, and the next Taru shows the run as ended by a signal.
+        """
+        marker = sleep_marker()
+        self.addCleanup(kill_processes_with, marker)
+        taru = await Taru(
+            self,
+            f"""
+            tasks:
+              long:
+                command: [sh, -c, 'echo started; sleep {marker}']
+            """,
+        ).start()
+        client = http_client(self)
+        await (await client.post(taru.url("/api/v1/task/long"))).content()
+        self.assertTrue(await wait_for(lambda: bool(sleeping(marker)), timeout=10.0))
+
+        exit_code = await taru.stop()
+        gone = await wait_for(lambda: not processes_with(marker), timeout=10.0)
+        successor = await taru.successor().start()
+        listing = await (await client.get(successor.url("/api/v1/tasks"))).json()
+        kept = await (
+            await client.get(successor.url("/api/v1/task/long/output"))
+        ).content()
+
+        self.assertEqual(exit_code, 0)
+        self.assertTrue(gone, describe_processes_with(marker))
+        self.assertEqual(
+            (listing["long"]["state"], listing["long"]["exit_code"]),
+            ("finished", None),
+        )
+        self.assertEqual(kept, b"started\n")
+
+    async def test_task_that_leaves_a_daemon(self) -> None:
+        """
+        A task that starts a daemon in a session of its own and exits is
+        reported as ended soon after it exits, though the daemon still holds
+        its output open; the daemon, detached before the task exited, is
+        left running, as documented.
+        """
+        marker = sleep_marker()
+        self.addCleanup(kill_processes_with, marker)
+        taru = await Taru(
+            self,
+            f"""
+            tasks:
+              daemonize:
+                command:
+                - sh
+                - -c
+                - 'setsid sleep {marker} & sleep 0.5; echo daemon started'
+            """,
+        ).start()
+        client = http_client(self)
+        started = now()
+
+        response = await client.post(taru.url("/api/v1/task/daemonize/status"))
+        exit_code = await response.content()
+
+        self.assertEqual(exit_code, b"0")
+        self.assertLess(now() - started, 8)
+        self.assertTrue(processes_with(marker), "the daemon was expected to live on")
+
+
 class StopTests(TestCase):
     """
     Stopping a task ends every process of its run.
