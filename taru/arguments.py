@@ -20,6 +20,10 @@ INT_MAX = 2**31 - 1
 # The most characters a 32-bit signed decimal takes: a sign and ten digits.
 INT_DIGITS = 11
 
+# The longest value an argument may have, in bytes of UTF-8: far below what
+# the system allows for one element of a command line (128 KiB on Linux).
+MAX_VALUE_BYTES = 32 * 1024
+
 _CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
@@ -81,11 +85,16 @@ def _check_value(argument: ArgumentSpec, value: str, lines_of: EnumLines) -> str
     if "\0" in value:
         raise ArgumentError(f"argument {argument.name!r} must not contain NUL")
     try:
-        value.encode("utf-8")
+        size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise ArgumentError(
             f"argument {argument.name!r} must be text (it holds a lone surrogate)"
         ) from None
+    if size > MAX_VALUE_BYTES:
+        raise ArgumentError(
+            f"argument {argument.name!r} is {size} bytes long; at most"
+            f" {MAX_VALUE_BYTES} are accepted"
+        )
     if argument.datatype == "Int":
         if not _CANONICAL_INT.fullmatch(value) or value == "-0":
             raise ArgumentError(

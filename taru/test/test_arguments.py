@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from taru.arguments import (
     INT_MAX,
     INT_MIN,
+    MAX_VALUE_BYTES,
     ArgumentError,
     EnumLines,
     EnumNotReady,
@@ -25,7 +26,7 @@ NOTE = ArgumentSpec(name="note", datatype="String")
 HOST = ArgumentSpec(name="host", datatype="Enum", enum_source="hosts")
 
 # Text a String argument accepts: anything without NUL.
-STRING_VALUES = st.text().filter(lambda text: "\0" not in text)
+STRING_VALUES = st.text(max_size=2000).filter(lambda text: "\0" not in text)
 
 # Names an argument may have.
 ARGUMENT_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
@@ -259,6 +260,24 @@ class StringTests(ArgumentTestCase):
         outcome = self.outcome(NOTE, "a\0b")
 
         self.assertEqual(outcome, ("rejected", "argument 'note' must not contain NUL"))
+
+    def test_length_limit(self) -> None:
+        """
+        A value of up to L{MAX_VALUE_BYTES} bytes is accepted; a longer one
+        is refused, saying how long it is and may be, counting UTF-8 bytes.
+        """
+        longest = "x" * MAX_VALUE_BYTES
+        too_long = "é" * (MAX_VALUE_BYTES // 2 + 1)
+
+        self.assertEqual(self.outcome(NOTE, longest), ("accepted", longest))
+        self.assertEqual(
+            self.outcome(NOTE, too_long),
+            (
+                "rejected",
+                f"argument 'note' is {MAX_VALUE_BYTES + 2} bytes long;"
+                f" at most {MAX_VALUE_BYTES} are accepted",
+            ),
+        )
 
     @given(STRING_VALUES)
     def test_reaches_command_as_one_element(self, value: str) -> None:
