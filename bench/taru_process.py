@@ -133,22 +133,8 @@ class TaruProcess:
         """
         Stop Taru with SIGTERM (SIGKILL if it lingers), and remove its folder.
         """
-        profiler = self.profiler
-        if profiler is not None and profiler.poll() is None:
-            os.kill(profiler.pid, signal.SIGINT)
-            try:
-                profiler.wait(SHUTDOWN_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.kill(profiler.pid, signal.SIGKILL)
-                profiler.wait(SHUTDOWN_SECONDS)
-        process = self.process
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(SHUTDOWN_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(SHUTDOWN_SECONDS)
+        _end(self.profiler, signal.SIGINT)
+        _end(self.process, signal.SIGTERM)
         if self.keep_log is not None and os.path.exists(self.log_path):
             shutil.copyfile(self.log_path, self.keep_log)
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -245,3 +231,18 @@ class RssSampler:
         except (OSError, RuntimeError):
             return
         self.cpu_share = used / max(time.monotonic() - self._entered, 1e-9)
+
+
+def _end(process: subprocess.Popen[bytes] | None, first: int) -> None:
+    """
+    End a process this benchmark started: C{first}, then SIGKILL if it
+    lingers.
+    """
+    if process is None or process.poll() is not None:
+        return
+    os.kill(process.pid, first)
+    try:
+        process.wait(SHUTDOWN_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(SHUTDOWN_SECONDS)

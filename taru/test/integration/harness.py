@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
+import socket
 import sys
 import textwrap
 from collections import deque
@@ -273,6 +275,67 @@ def command_lines() -> list[tuple[int, list[bytes]]]:
         if arguments:
             found.append((int(entry), arguments))
     return found
+
+
+def sleep_marker() -> str:
+    """
+    A C{sleep} duration of about five minutes that is unique to one test, so
+    that the processes of that test's run can be told apart in C{/proc}.
+    """
+    return f"300.{random.randrange(10**8, 10**9)}"
+
+
+def processes_with(marker: str) -> list[int]:
+    """
+    The processes whose command line holds C{marker}.
+    """
+    needle = marker.encode("ascii")
+    return [pid for pid, arguments in command_lines() if needle in b" ".join(arguments)]
+
+
+def sleeping(marker: str) -> list[int]:
+    """
+    The processes running C{sleep marker}.
+    """
+    wanted = [b"sleep", marker.encode("ascii")]
+    return [
+        pid
+        for pid, arguments in command_lines()
+        if [os.path.basename(arguments[0]), *arguments[1:]] == wanted
+    ]
+
+
+def describe_processes_with(marker: str) -> str:
+    """
+    The processes whose command line holds C{marker}, for failure messages.
+    """
+    remaining = set(processes_with(marker))
+    return "; ".join(
+        f"{pid}: {b' '.join(arguments).decode('utf-8', 'replace')}"
+        for pid, arguments in command_lines()
+        if pid in remaining
+    )
+
+
+def kill_processes_with(marker: str) -> None:
+    """
+    Kill whatever is left of a test's runs.
+    """
+    for pid in processes_with(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def free_port() -> int:
+    """
+    A loopback TCP port that nothing listens on now.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def http_client(testcase: TestCase) -> HTTPClient:

@@ -24,14 +24,18 @@ from twisted.web.http_headers import Headers
 import taru
 from taru.test.integration.harness import (
     Taru,
-    command_lines,
+    describe_processes_with,
     follow,
     http_client,
     is_exit_status,
+    kill_processes_with,
     now,
     open_events,
     output_of,
+    processes_with,
     sleep,
+    sleep_marker,
+    sleeping,
     start_and_follow,
     wait_for,
 )
@@ -40,57 +44,6 @@ _LISTENING = re.compile(rb"Site starting on (\d+)")
 
 # The folder holding setup.py, taru.tac and the twisted plugin.
 PROJECT_DIRECTORY = os.path.dirname(os.path.dirname(os.path.abspath(taru.__file__)))
-
-
-def sleep_marker() -> str:
-    """
-    A C{sleep} duration of about five minutes that is unique to one test, so
-    that the processes of that test's run can be told apart in C{/proc}.
-    """
-    return f"300.{random.randrange(10**8, 10**9)}"
-
-
-def processes_with(marker: str) -> list[int]:
-    """
-    The processes whose command line holds C{marker}.
-    """
-    needle = marker.encode("ascii")
-    return [pid for pid, arguments in command_lines() if needle in b" ".join(arguments)]
-
-
-def sleeping(marker: str) -> list[int]:
-    """
-    The processes running C{sleep marker}.
-    """
-    wanted = [b"sleep", marker.encode("ascii")]
-    return [
-        pid
-        for pid, arguments in command_lines()
-        if [os.path.basename(arguments[0]), *arguments[1:]] == wanted
-    ]
-
-
-def describe_processes_with(marker: str) -> str:
-    """
-    The processes whose command line holds C{marker}, for failure messages.
-    """
-    remaining = set(processes_with(marker))
-    return "; ".join(
-        f"{pid}: {b' '.join(arguments).decode('utf-8', 'replace')}"
-        for pid, arguments in command_lines()
-        if pid in remaining
-    )
-
-
-def kill_processes_with(marker: str) -> None:
-    """
-    Kill whatever is left of a test's runs.
-    """
-    for pid in processes_with(marker):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 class Command(ProcessProtocol):

@@ -27,6 +27,7 @@ import taru
 from taru.test.integration.harness import (
     Chunks,
     Taru,
+    free_port,
     http_client,
     now,
     open_events,
@@ -58,16 +59,6 @@ PROXIED_CONFIG = """
         can_view_status: [secret]
         can_view_output: [secret]
 """
-
-
-def free_port() -> int:
-    """
-    A loopback TCP port that nothing listens on now.
-    """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class _Ended(ProcessProtocol):

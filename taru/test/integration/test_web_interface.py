@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
-import socket
 from typing import Any
 
 from treq.client import HTTPClient
@@ -32,7 +30,15 @@ from taru.test.integration.browser import (
     expect,
     open_page,
 )
-from taru.test.integration.harness import Taru, command_lines, http_client, wait_for
+from taru.test.integration.harness import (
+    Taru,
+    free_port,
+    http_client,
+    kill_processes_with,
+    processes_with,
+    sleep_marker,
+    wait_for,
+)
 
 log = Logger()
 
@@ -63,33 +69,6 @@ async def start_taru(testcase: TestCase, config: str, *arguments: str) -> Taru:
     return await Taru(
         testcase, config, arguments=["--public", PUBLIC, *arguments]
     ).start()
-
-
-def sleep_marker() -> str:
-    """
-    A C{sleep} duration of five minutes and a bit that no other test uses,
-    to find that test's processes by.
-    """
-    return f"300.{random.randrange(10**8, 10**9)}"
-
-
-def processes_with(marker: str) -> list[int]:
-    """
-    The processes whose command line holds C{marker}.
-    """
-    needle = marker.encode("ascii")
-    return [pid for pid, arguments in command_lines() if needle in b" ".join(arguments)]
-
-
-def kill_processes_with(marker: str) -> None:
-    """
-    Kill whatever a test left running.
-    """
-    for pid in processes_with(marker):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def as_user(user: str | None) -> Headers:
@@ -127,16 +106,6 @@ async def run_to_end(
     code, body = await api(client, "POST", url, user)
     assert code == 200, (code, body)
     return body
-
-
-def free_port() -> int:
-    """
-    A loopback TCP port that was free a moment ago.
-    """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def screenshot_path(name: str) -> str:
