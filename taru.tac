@@ -6,7 +6,9 @@ Taru for C{twistd -ny taru.tac}, configured from the environment:
     socket systemd passed, else tcp:3000);
   - TARU_RUNNER: auto, systemd or direct (default auto);
   - TARU_PUBLIC: the folder served under / (default ./public when present);
-  - TARU_STATE_DIR: where output is spooled.
+  - TARU_STATE_DIR: where output is spooled;
+  - TARU_REQUEST_TIMEOUT: seconds a client has to send a whole request
+    (default 30).
 """
 
 import os
@@ -23,6 +25,7 @@ for _option, _variable in [
     ("--runner", "TARU_RUNNER"),
     ("--public", "TARU_PUBLIC"),
     ("--state-dir", "TARU_STATE_DIR"),
+    ("--request-timeout", "TARU_REQUEST_TIMEOUT"),
     ("--config", "TARU_CONFIG"),
 ]:
     if os.environ.get(_variable):

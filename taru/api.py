@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
@@ -31,6 +32,7 @@ from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from taru.arguments import ArgumentError, EnumNotReady, parse_arguments, substitute
+from taru.channel import REQUEST_DEADLINE, TaruChannel
 from taru.config import ArgumentSpec, TaskSpec
 from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
 from taru.output import STALL_SECONDS, Follower, FollowerStalled, Output
@@ -429,11 +431,19 @@ class TaruAPI:
         self._listings: dict[tuple[bytes, ...] | None, bytes] = {}
         self._listings_version = -1
 
-    def site(self) -> server.Site:
+    def site(self, request_deadline: float = REQUEST_DEADLINE) -> server.Site:
         """
         A web site serving this API.
+
+        @param request_deadline: the seconds a client has to send each
+            request whole (see L{TaruChannel}).
         """
-        site = server.Site(self.app.resource())
+        site = server.Site(self.app.resource(), reactor=self.clock)
+        # A plain HTTP/1.1 channel: Twisted's default wraps one in a proxy
+        # that can switch to HTTP/2 over TLS, which Taru does not offer.
+        site.protocol = partial(  # type: ignore[method-assign, assignment]
+            TaruChannel, request_deadline
+        )
         site.requestFactory = TaruRequest
         site.displayTracebacks = False
         return site

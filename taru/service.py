@@ -39,6 +39,7 @@ from twisted.python.failure import Failure
 
 import taru
 from taru.api import TaruAPI
+from taru.channel import REQUEST_DEADLINE
 from taru.config import DEFAULT_TRUSTED_PROXIES, Config, ConfigError, load_config
 from taru.events import EventBroadcaster
 from taru.output import Spool
@@ -92,6 +93,23 @@ def default_endpoint(environ: dict[str, str] | None = None) -> str:
     return f"systemd:domain={domain}:index=0"
 
 
+def _positive_seconds(option: str, value: object) -> float:
+    """
+    Read a number of seconds given on the command line.
+
+    @raise usage.UsageError: for anything but a positive, finite number.
+    """
+    try:
+        seconds = float(value)  # type: ignore[arg-type]  # str or float
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise usage.UsageError(
+            f"--{option} must be a positive number of seconds, not {value!r}"
+        )
+    return seconds
+
+
 class Options(usage.Options):
     """
     Taru's command-line options, shared by C{taru} and C{twistd taru}.
@@ -125,6 +143,13 @@ class Options(usage.Options):
             "Where output is spooled (default: $STATE_DIRECTORY, else"
             " $XDG_STATE_HOME/taru or ~/.local/state/taru).",
         ],
+        [
+            "request-timeout",
+            None,
+            REQUEST_DEADLINE,
+            "Seconds a client has to send a whole request, from its first byte"
+            " to the end of its body; slower ones get 408.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -152,6 +177,9 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--runner must be one of {', '.join(RUNNERS)}, not {self['runner']!r}"
             )
+        self["request-timeout"] = _positive_seconds(
+            "request-timeout", self["request-timeout"]
+        )
         if self["config"] is None:
             self["config"] = "taru.yml"
         if self["public"] is None and os.path.isdir("public"):
@@ -256,6 +284,7 @@ class TaruService(MultiService):
         public: str | None,
         endpoints: list[str],
         reactor: Any,
+        request_timeout: float = REQUEST_DEADLINE,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # not annotated
         self.config_path = config_path
@@ -271,7 +300,7 @@ class TaruService(MultiService):
             reactor,
         )
         self.api = TaruAPI(self.tasks, self.events, public, reactor)
-        self._site = self.api.site()
+        self._site = self.api.site(request_timeout)
         self._endpoints: list[tuple[str, IStreamServerEndpoint]] = []
         for description in endpoints:
             try:
@@ -431,6 +460,7 @@ def make_service(options: Options, reactor: Any) -> TaruService:
             public=options["public"],
             endpoints=options["listen"],
             reactor=reactor,
+            request_timeout=options["request-timeout"],
         )
     except (EndpointError, RunnerError, OSError) as error:
         sys.stderr.write(f"taru: {_message(error)}\n")

@@ -192,6 +192,30 @@ class OptionsTests(SynchronousTestCase):
         self.assertIn("direct", str(error))
         self.assertIn("'docker'", str(error))
 
+    def test_request_timeout(self) -> None:
+        """
+        C{--request-timeout} is 30 seconds unless given, fractions allowed.
+        """
+        self.assertEqual(self.parse(self.config_path)["request-timeout"], 30.0)
+        self.assertEqual(
+            self.parse("--request-timeout", "2.5", self.config_path)["request-timeout"],
+            2.5,
+        )
+
+    def test_bad_request_timeout(self) -> None:
+        """
+        A request timeout that is not a positive, finite number is refused.
+        """
+        for value in ("0", "-1", "nan", "inf", "soon"):
+            error = self.assertRaises(
+                usage.UsageError,
+                self.parse,
+                "--request-timeout",
+                value,
+                self.config_path,
+            )
+            self.assertIn("request-timeout", str(error))
+
     def test_public_folder(self) -> None:
         """
         C{--public} names the folder served under C{/}.

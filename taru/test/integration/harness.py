@@ -88,6 +88,7 @@ class Taru:
     One real Taru process, listening on a free loopback port.
 
     @ivar base: the base URL, such as C{http://127.0.0.1:41234}.
+    @ivar port: the TCP port it listens on, on 127.0.0.1.
     @ivar config_path: the configuration file it was started with.
     """
 
@@ -119,6 +120,7 @@ class Taru:
         self._environment = dict(environment or {})
         self._protocol = _TaruProtocol()
         self.base = ""
+        self.port = 0
         self.pid = 0
 
     def successor(self) -> Taru:
@@ -180,6 +182,7 @@ class Taru:
         finally:
             if timeout.active():
                 timeout.cancel()
+        self.port = port
         self.base = f"http://127.0.0.1:{port}"
         if sandbox is not None:
             # nsenter forks to enter the PID namespace: signals go to its child.

@@ -77,7 +77,7 @@ class SlowClientTests(TestCase):
         memory does not grow with the output.
         """
         taru = await Taru(self, FLOW_CONFIG).start()
-        port = int(taru.base.rsplit(":", 1)[1])
+        port = taru.port
         client = http_client(self)
         before = memory_of(taru.pid)["VmRSS"]
         response = await client.post(taru.url("/api/v1/task/big"))
@@ -105,7 +105,7 @@ class SlowClientTests(TestCase):
         task goes on once the client leaves.
         """
         taru = await Taru(self, FLOW_CONFIG).start()
-        port = int(taru.base.rsplit(":", 1)[1])
+        port = taru.port
         client = http_client(self)
         before = memory_of(taru.pid)["VmRSS"]
         stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -210,7 +210,7 @@ class FuzzTests(TestCase):
         traceback; Taru logs no traceback and still answers afterwards.
         """
         taru = await Taru(self, FUZZ_CONFIG).start()
-        port = int(taru.base.rsplit(":", 1)[1])
+        port = taru.port
         seed = random.randrange(2**32)
 
         bad = await deferToThread(fuzz, port, seed)
