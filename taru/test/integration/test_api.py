@@ -509,6 +509,33 @@ class StartTests(TestCase):
         self.assertEqual(await task_state(client, taru, "job", "admin"), ("new", None))
 
 
+STDIN_CONFIG = """
+    tasks:
+      reader:
+        command: [sh, -c, 'cat; if read line; then echo got "$line"; else echo eof; fi']
+"""
+
+
+class InputTests(TestCase):
+    """
+    Tasks get an empty standard input.
+    """
+
+    async def test_reading_stdin_ends_at_once(self) -> None:
+        """
+        A task that reads its standard input finds it empty and at its end,
+        rather than waiting for input that never comes.
+        """
+        taru = await start_taru(self, STDIN_CONFIG)
+        client = http_client(self)
+
+        output = await request(client, "POST", taru.url("/api/v1/task/reader/output"))
+        state = await task_state(client, taru, "reader")
+
+        self.assertEqual(output, (200, "eof\n"))
+        self.assertEqual(state, ("finished", 0))
+
+
 class StatusTests(TestCase):
     """
     C{/api/v1/task/NAME/status} waits for a run to end and gives its exit code.
