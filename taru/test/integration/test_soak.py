@@ -22,6 +22,7 @@ from taru.test.integration.harness import (
     Taru,
     follow,
     http_client,
+    now,
     open_events,
     sleep,
     wait_for,
@@ -38,9 +39,12 @@ SOAK_CONFIG = """
 
 EXPECTED = b"".join(b"line %d\n" % number for number in range(1, 201))
 
+# At least this many rounds of followers and start/stop cycles, and both go
+# on until the soak has lasted SOAK_SECONDS.
 ROUNDS = 4
 FOLLOWERS_PER_ROUND = 50
 STOP_CYCLES = 50
+SOAK_SECONDS = 60.0
 
 
 def open_descriptors(pid: int) -> int:
@@ -72,12 +76,13 @@ class SoakTests(TestCase):
     Taru under mixed load for a while.
     """
 
-    timeout = 120
+    timeout = 180
 
     async def test_soak(self) -> None:
         """
-        200 followers, half of whom leave at a random moment, 50 start and
-        stop cycles and a reload every half second, together: every follower
+        For a minute: rounds of 50 followers (at least 200 in all), half of
+        whom leave at a random moment, start and stop cycles (at least 50)
+        and a reload every half second, together: every follower
         that stayed got the whole output, byte for byte; no task ran twice
         at once; afterwards Taru holds as many file descriptors and child
         processes as before.
@@ -105,8 +110,8 @@ class SoakTests(TestCase):
                 await sleep(0.5)
 
         async def stop_cycles() -> list[bytes]:
-            statuses = []
-            for _ in range(STOP_CYCLES):
+            statuses: list[bytes] = []
+            while len(statuses) < STOP_CYCLES or now() < soak_ends:
                 started = await client.post(taru.url("/api/v1/task/stoppable"))
                 await started.content()
                 await sleep(chance.random() * 0.05)
@@ -118,7 +123,9 @@ class SoakTests(TestCase):
 
         async def follower_rounds() -> list[bytes]:
             stayed: list[Chunks] = []
-            for _ in range(ROUNDS):
+            rounds = 0
+            while rounds < ROUNDS or now() < soak_ends:
+                rounds += 1
                 started = await client.post(taru.url("/api/v1/task/stream"))
                 await started.content()
                 followers = [
@@ -135,6 +142,7 @@ class SoakTests(TestCase):
                 await status.content()
             return [chunks.body for chunks in stayed]
 
+        soak_ends = now() + SOAK_SECONDS
         reloads = Deferred.fromCoroutine(reload_often())
         bodies, statuses = await gatherResults(
             [
