@@ -11,13 +11,14 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from attrs import define, field
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from zope.interface import Interface
 
 from taru.arguments import enum_lines
 from taru.config import Config, TaskSpec
@@ -80,6 +81,11 @@ class Run:
     @ivar status: how it ended, once it has.
     @ivar started_at: when it started, in the clock's seconds.
     @ivar ended_at: when it ended, once it has.
+    @ivar arguments: the argument values it was started with, by name.
+    @ivar address: the address of the client that started it, if known.
+    @ivar stopped_by: who asked for it to be stopped, if anyone did: a user's
+        name, or C{"timeout"}, C{"shutdown"}.
+    @ivar timed_out: whether it was stopped for running past its timeout.
     """
 
     run_id: int
@@ -92,6 +98,26 @@ class Run:
     status: ExitStatus | None = None
     stop_requested: bool = False
     ended_at: float | None = None
+    arguments: dict[str, str] = field(factory=dict)
+    address: str | None = None
+    stopped_by: str | None = None
+    timed_out: bool = False
+
+
+class IRunObserver(Interface):
+    """
+    Told of every run that starts and ends, to count or record it.
+    """
+
+    def run_started(run: Run) -> None:
+        """
+        A run has started: its process runs.
+        """
+
+    def run_ended(run: Run) -> None:
+        """
+        A run has ended: its C{status} and C{ended_at} are set.
+        """
 
 
 @define
@@ -161,8 +187,13 @@ class Tasks:
         spool: Spool,
         events: IEventSink,
         clock: IReactorTime,
+        observers: Sequence[IRunObserver] = (),
     ) -> None:
+        """
+        @param observers: told of each run's start and end, in order.
+        """
         self._runner = runner
+        self._observers = list(observers)
         self._spool = spool
         self._events = events
         self._clock = clock
@@ -342,6 +373,8 @@ class Tasks:
         self.version += 1
         self._keep_record(run)
         self._events.publish(run.task.name, "Started")
+        for observer in self._observers:
+            observer.run_started(run)
         process.ended.addCallback(self._ended, state, run)
         if run.stop_requested:
             process.stop()
@@ -500,6 +533,8 @@ class Tasks:
             duration=self._clock.seconds() - run.started_at,
         )
         self._events.publish(name, {"ExitStatus": status.exit_code})
+        for observer in self._observers:
+            observer.run_ended(run)
         self._release_waiters(state, status)
 
     def stop(self, name: str) -> bool:
