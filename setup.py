@@ -30,5 +30,10 @@ setup(
             "ruff>=0.5",
         ],
     },
-    entry_points={"console_scripts": ["taru = taru.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "taru = taru.cli:main",
+            "taru-cli = taru.client:main",
+        ]
+    },
 )
