@@ -387,9 +387,10 @@ class _BodyStream(Protocol):
         try:
             self._receive(data)
         except BaseException:
+            failure = Failure()
             self._finished = True
-            self.done.errback(Failure())
             self._drop()
+            self.done.errback(failure)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._finished:
@@ -684,12 +685,8 @@ def exit_status_of(record: RunRecord) -> tuple[int, str | None]:
         it; L{EXIT_FAILURE} when Taru does not know how it ended.
     """
     name = f"run {record.run_id} of {record.task!r}"
-    if record.timed_out:
-        cause = f"{name} timed out"
-    elif record.stopped_by is not None:
-        cause = f"{name} was stopped by {record.stopped_by}"
-    else:
-        cause = None
+    stop = _why_stopped(record)
+    cause = None if stop is None else f"{name} {stop}"
     if record.exit_code is not None:
         note = None if cause is None else f"{cause}; it exited with {record.exit_code}"
         return record.exit_code, note
@@ -700,10 +697,24 @@ def exit_status_of(record: RunRecord) -> tuple[int, str | None]:
     return EXIT_FAILURE, f"Taru does not know how {name} ended"
 
 
+def _why_stopped(record: RunRecord) -> str | None:
+    """
+    Why a run was stopped, as the end of a sentence that names the run; or
+    L{None} when nobody stopped it.
+    """
+    if record.timed_out or record.stopped_by == "timeout":
+        return "timed out"
+    if record.stopped_by == "shutdown":
+        return "was stopped as Taru shut down"
+    if record.stopped_by is not None:
+        return f"was stopped by {record.stopped_by}"
+    return None
+
+
 def describe_result(record: RunRecord) -> str:
     """
     How a run ended, in a few words: C{exit 0}, C{signal 9},
-    C{timed out (signal 15)}, C{running}.
+    C{timed out (signal 15)}, C{stopped by alice (signal 15)}, C{running}.
     """
     if not record.ended:
         return "running"
@@ -713,8 +724,10 @@ def describe_result(record: RunRecord) -> str:
         result = f"signal {record.signal}"
     else:
         result = "unknown"
-    if record.timed_out:
+    if record.timed_out or record.stopped_by == "timeout":
         return f"timed out ({result})"
+    if record.stopped_by == "shutdown":
+        return f"stopped at shutdown ({result})"
     if record.stopped_by is not None:
         return f"stopped by {record.stopped_by} ({result})"
     return result
@@ -1017,6 +1030,8 @@ async def run_task(invocation: Invocation, session: Session) -> int:
         await client.stream(response, console.output)
     else:
         await client.stream(response, lambda chunk: None)
+    # Its output or status is complete: the run has ended, or is ending.
+    session.run_started = False
 
     # Read once the output is out, which is worth having even from a Taru too
     # old to name its runs.
@@ -1026,7 +1041,6 @@ async def run_task(invocation: Invocation, session: Session) -> int:
         # The output can end a moment before Taru has noted the run's end.
         await client.text("GET", client.task_url(task, "status"))
         record = await client.run(task, run_id)
-    session.run_started = False
     if not record.ended:
         raise ClientError(f"run {run_id} of {task!r} has not ended")
     code, note = exit_status_of(record)
@@ -1117,7 +1131,11 @@ async def follow_events(invocation: Invocation, session: Session) -> int:
             console.line(f"{utc_time(session.clock.seconds())} {described}")
 
     response = await client.request("GET", f"{client.base}/events")
-    await client.stream(response, EventParser(show).feed)
+    try:
+        await client.stream(response, EventParser(show).feed)
+    except ClientError:
+        # Lost or ended: either way, events stopped coming.
+        pass
     raise ClientError(f"the event stream from Taru at {client.base} ended")
 
 

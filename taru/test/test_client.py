@@ -465,6 +465,23 @@ class ExitStatusTests(SynchronousTestCase):
             (1, "run 12 of 'greet' was stopped by bob; it exited with 1"),
         )
 
+    def test_stopped_by_taru(self) -> None:
+        """
+        A run Taru itself stopped, for running too long or as it shut down,
+        says so rather than naming a user.
+        """
+        self.assertEqual(
+            self.status(exit_code=None, signal=15, stopped_by="timeout"),
+            (143, "run 12 of 'greet' timed out: ended by signal 15"),
+        )
+        self.assertEqual(
+            self.status(exit_code=None, signal=15, stopped_by="shutdown"),
+            (
+                143,
+                "run 12 of 'greet' was stopped as Taru shut down: ended by signal 15",
+            ),
+        )
+
     def test_unknown(self) -> None:
         """
         A run without exit code or signal is a failure to report.
