@@ -35,6 +35,7 @@ from taru.arguments import ArgumentError, EnumNotReady, parse_arguments, substit
 from taru.channel import REQUEST_DEADLINE, TaruChannel
 from taru.config import ArgumentSpec, TaskSpec
 from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
+from taru.history import RunRecord
 from taru.output import STALL_SECONDS, Follower, FollowerStalled, Output
 from taru.permissions import (
     Access,
@@ -43,10 +44,19 @@ from taru.permissions import (
     UntrustedPeer,
     access_for,
     check_peer,
+    client_address,
 )
 from taru.ranges import RangeNotSatisfiable, byte_range
 from taru.runners import ExitStatus, RunnerError
-from taru.tasks import AlreadyRunning, NoSuchTask, Run, Tasks, TaskState
+from taru.tasks import (
+    FINISHED,
+    RUNNING,
+    AlreadyRunning,
+    NoSuchTask,
+    Run,
+    Tasks,
+    TaskState,
+)
 
 # Status code for ?check=true when a run did not exit with 0.
 CHECK_FAILED = 520
@@ -65,6 +75,35 @@ API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 # The most a request body may hold.
 MAX_BODY_BYTES = 64 * 1024
+
+
+class NoSuchRun(Exception):
+    """
+    The history holds no such run of the task.
+    """
+
+    def __init__(self, task: str, run_id: int) -> None:
+        super().__init__(task, run_id)
+        self.task = task
+        self.run_id = run_id
+
+    def __str__(self) -> str:
+        return f"task {self.task!r} has no run {self.run_id} in its history"
+
+
+class OutputNotKept(Exception):
+    """
+    A run's output is not kept: its task is unbuffered, or the output was
+    lost.
+    """
+
+    def __init__(self, task: str, run_id: int) -> None:
+        super().__init__(task, run_id)
+        self.task = task
+        self.run_id = run_id
+
+    def __str__(self) -> str:
+        return f"the output of run {self.run_id} of task {self.task!r} is not kept"
 
 
 class BadRequest(Exception):
@@ -102,6 +141,8 @@ class UnsupportedBody(Exception):
 
 _STATUS_FOR: list[tuple[type[Exception], int]] = [
     (NoSuchTask, 404),
+    (NoSuchRun, 404),
+    (OutputNotKept, 404),
     (AlreadyRunning, 405),
     (ArgumentError, 400),
     (BadRequest, 400),
@@ -135,14 +176,23 @@ def _from_another_site(request: Request) -> bool:
     return host is None or netloc.encode("latin-1").lower() != host.strip().lower()
 
 
-def _run_tag(run: Run) -> bytes:
+def _iso(seconds: float) -> str:
+    """
+    A time as ISO 8601 in UTC, to the millisecond, such as
+    C{2026-12-04T21:00:00.000Z}.
+    """
+    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _run_tag(started_at: float) -> bytes:
     """
     An entity tag that tells a run's output from any other run's, across
     restarts too: a client resuming with C{Range} and C{If-Range} gets the
     whole output again, not a part of another run's, when the task ran
     again meanwhile.
     """
-    return b'"%x"' % round(run.started_at * 1_000_000)
+    return b'"%x"' % round(started_at * 1_000_000)
 
 
 def _text(request: IRequest, code: int, message: str) -> bytes:
@@ -491,7 +541,21 @@ class TaruAPI:
                 " values come from has not run yet"
             ) from None
         argv = substitute(spec.command, values)
-        return await self.tasks.start(spec.name, argv, access.user, on_output)
+        run = await self.tasks.start(
+            spec.name, argv, access.user, on_output, values, self._client(request)
+        )
+        request.setHeader(b"taru-run", b"%d" % run.run_id)
+        return run
+
+    def _client(self, request: Request) -> str:
+        """
+        The address of the client behind a request.
+        """
+        return client_address(
+            self.tasks.config,
+            request.getClientAddress(),
+            request.requestHeaders.getRawHeaders(b"x-forwarded-for"),
+        )
 
     @app.handle_errors(Exception)
     def error(self, request: IRequest, failure: Failure) -> bytes | None:
@@ -554,6 +618,8 @@ class TaruAPI:
                 "state": state.state,
                 "exit_code": state.exit_code,
                 **self._timing(state),
+                "run_id": None if state.last is None else state.last.run_id,
+                "timed_out": state.last is not None and state.last.timed_out,
                 "buffered": state.spec.buffered,
                 "can_run": can_run,
                 "can_view_output": access.can_view_output(name),
@@ -572,11 +638,8 @@ class TaruAPI:
         if run is None:
             return {"started_at": None, "duration": None}
         ended_at = self.clock.seconds() if run.ended_at is None else run.ended_at
-        started = datetime.fromtimestamp(run.started_at, timezone.utc)
         return {
-            "started_at": started.isoformat(timespec="milliseconds").replace(
-                "+00:00", "Z"
-            ),
+            "started_at": _iso(run.started_at),
             "duration": round(max(ended_at - run.started_at, 0.0), 3),
         }
 
@@ -616,7 +679,7 @@ class TaruAPI:
         """
         access = self._access(request)
         self._allowed(access, name, Access.can_run)
-        if self.tasks.stop(name):
+        if self.tasks.stop(name, access.user, self._client(request)):
             return _text(request, 200, f"task {name!r} is stopping")
         return _text(request, 200, f"task {name!r} is not running")
 
@@ -645,10 +708,21 @@ class TaruAPI:
             await self._stream(request, spec, follower)
             return None
 
-        output = run.output
-        tag = _run_tag(run)
+        await self._send_output(request, spec, run.output, _run_tag(run.started_at))
+        return None
+
+    async def _send_output(
+        self, request: Request, spec: TaskSpec, output: Output, tag: bytes
+    ) -> None:
+        """
+        Stream a kept output, from the byte C{Range} asks for, to its end or
+        the run's.
+
+        @param tag: the run's entity tag, for C{If-Range}.
+        """
         request.setHeader(b"accept-ranges", b"bytes")
         request.setHeader(b"etag", tag)
+        asked = request.getHeader(b"range")
         condition = request.getHeader(b"if-range")
         offset, end = 0, None
         if asked is not None and condition in (None, tag):
@@ -663,7 +737,86 @@ class TaruAPI:
             request, True, self.clock, paused=True, offset=offset, end=end
         )
         await self._stream(request, spec, follower)
-        return None
+
+    @app.route("/api/v1/task/<name>/runs", methods=["GET"])
+    def runs(self, request: Request, name: str) -> bytes:
+        """
+        A task's runs in the history, newest first.
+        """
+        access = self._access(request)
+        self._allowed(access, name, Access.can_view_status)
+        records = self.tasks.history.runs(name)
+        return self._json(request, [self._describe_run(r) for r in records])
+
+    @app.route("/api/v1/task/<name>/runs/<int:run_id>", methods=["GET"])
+    def run(self, request: Request, name: str, run_id: int) -> bytes:
+        """
+        One run of a task, from the history.
+        """
+        access = self._access(request)
+        self._allowed(access, name, Access.can_view_status)
+        record = self.tasks.history.get(name, run_id)
+        if record is None:
+            raise NoSuchRun(name, run_id)
+        return self._json(request, self._describe_run(record))
+
+    @app.route("/api/v1/task/<name>/runs/<int:run_id>/output", methods=["GET"])
+    async def run_output(self, request: Request, name: str, run_id: int) -> None:
+        """
+        Stream one run's output: live while it runs, as kept after.
+        """
+        access = self._access(request)
+        spec = self._allowed(access, name, Access.can_view_output)
+        record = self.tasks.history.get(name, run_id)
+        if record is None:
+            raise NoSuchRun(name, run_id)
+        last = self.tasks.get(name).last
+        if last is not None and last.run_id == run_id and last.output.kept:
+            await self._send_output(
+                request, spec, last.output, _run_tag(last.started_at)
+            )
+            return
+        output = self.tasks.history.output(run_id) if record.output_kept else None
+        if output is None:
+            raise OutputNotKept(name, run_id)
+        try:
+            await self._send_output(request, spec, output, _run_tag(record.started_at))
+        finally:
+            output.release()
+
+    def _describe_run(self, record: RunRecord) -> dict[str, Any]:
+        """
+        A run's record as the API gives it.
+        """
+        output_size = record.output_size
+        ended_at = record.ended_at
+        last = self.tasks.get(record.task).last
+        if ended_at is None and last is not None and last.run_id == record.run_id:
+            output_size = last.output.size
+        status = record.status
+        duration = None if ended_at is None else max(ended_at - record.started_at, 0)
+        return {
+            "id": record.run_id,
+            "task": record.task,
+            "user": record.user,
+            "address": record.address,
+            "arguments": dict(record.arguments),
+            "started_at": _iso(record.started_at),
+            "ended_at": None if ended_at is None else _iso(ended_at),
+            "duration": None if duration is None else round(duration, 3),
+            "state": RUNNING if ended_at is None else FINISHED,
+            "exit_code": None if status is None else status.exit_code,
+            "signal": None if status is None else status.signal,
+            "timed_out": record.timed_out,
+            "stopped_by": record.stopped_by,
+            "output_size": output_size,
+            "output_kept": record.output_kept,
+        }
+
+    def _json(self, request: Request, value: object) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps(value).encode("utf-8")
 
     @app.route("/api/v1/task/<name>/output", methods=["POST"])
     async def run_with_output(self, request: Request, name: str) -> None:

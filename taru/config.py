@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import math
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -25,10 +26,61 @@ DATATYPES = ("Int", "String", "Enum")
 MIN_HEARTBEAT = 0.1
 MAX_HEARTBEAT = 86400
 
-_TASK_KEYS = frozenset({"command", "buffered", "headers", "meta", "arguments"})
+_TASK_KEYS = frozenset(
+    {
+        "command",
+        "buffered",
+        "headers",
+        "meta",
+        "arguments",
+        "history",
+        "timeout",
+        "working_directory",
+        "environment",
+        "systemd_properties",
+    }
+)
 _ARGUMENT_KEYS = frozenset({"name", "datatype", "enum_source"})
 _PERMISSIONS = ("can_run", "can_view_status", "can_view_output")
-_TOP_KEYS = frozenset({"heartbeat", "tasks", "users", "trusted_proxies"})
+_TOP_KEYS = frozenset({"heartbeat", "tasks", "users", "trusted_proxies", "history"})
+
+# How many runs of each task are kept in the history unless the configuration
+# says otherwise, and the most it may say.
+DEFAULT_HISTORY = 20
+MAX_HISTORY = 10000
+
+# The longest timeout a task may have: a year, in seconds.
+MAX_TIMEOUT = 365 * 24 * 3600
+
+_ENVIRONMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# A systemd unit property's name, as in MemoryMax or CPUQuota.
+_PROPERTY_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
+
+# Unit properties Taru sets itself, or that would undo how it runs, follows
+# and stops a task.
+_RESERVED_PROPERTIES = frozenset(
+    {
+        "Environment",
+        "EnvironmentFile",
+        "ExecReload",
+        "ExecStart",
+        "ExecStartPost",
+        "ExecStartPre",
+        "ExecStop",
+        "ExecStopPost",
+        "KillMode",
+        "PassEnvironment",
+        "RemainAfterExit",
+        "Restart",
+        "StandardError",
+        "StandardInput",
+        "StandardOutput",
+        "TimeoutStopSec",
+        "Type",
+        "WorkingDirectory",
+    }
+)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -106,6 +158,13 @@ class TaskSpec:
     @ivar headers: extra HTTP headers sent with the task's output.
     @ivar meta: free-form data for clients, passed through as JSON.
     @ivar arguments: the task's typed arguments, in configured order.
+    @ivar history: how many of its latest runs are kept in the history.
+    @ivar timeout: seconds after which a run is stopped, or L{None}.
+    @ivar working_directory: where it runs, or L{None} for Taru's own
+        working directory.
+    @ivar environment: variables added to its environment.
+    @ivar systemd_properties: unit properties for C{systemd-run -p}, used by
+        the systemd runner only.
     """
 
     name: str
@@ -114,6 +173,11 @@ class TaskSpec:
     headers: tuple[tuple[str, str], ...] = ()
     meta: Mapping[str, Any] = {}
     arguments: tuple[ArgumentSpec, ...] = ()
+    history: int = DEFAULT_HISTORY
+    timeout: float | None = None
+    working_directory: str | None = None
+    environment: tuple[tuple[str, str], ...] = ()
+    systemd_properties: tuple[tuple[str, str], ...] = ()
 
 
 @frozen
@@ -401,7 +465,92 @@ def _check_task_name(name: str) -> None:
         )
 
 
-def _parse_task(name: str, value: object) -> TaskSpec:
+def _scalar_text(value: object, where: str) -> str:
+    """
+    A string, number or boolean as the text a program would be given: numbers
+    as written, booleans as C{yes} and C{no}.
+    """
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (_SourcedInt, _SourcedFloat)):
+        return value.source
+    if isinstance(value, (int, float)):
+        return str(value)
+    if not isinstance(value, str):
+        raise ConfigError(
+            where, f"must be a string, number or boolean, not {_describe(value)}"
+        )
+    return value
+
+
+def _parse_history(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(where, f"must be a number of runs, not {_describe(value)}")
+    if not 1 <= value <= MAX_HISTORY:
+        raise ConfigError(where, f"must be a number of runs from 1 to {MAX_HISTORY}")
+    return int(value)
+
+
+def _parse_timeout(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(where, f"must be a number of seconds, not {_describe(value)}")
+    if not 0 < value <= MAX_TIMEOUT:
+        raise ConfigError(
+            where, f"must be more than 0 and at most {MAX_TIMEOUT} seconds (a year)"
+        )
+    return float(value)
+
+
+def _parse_working_directory(value: object, where: str) -> str:
+    path = _string(value, where)
+    if "\0" in path:
+        raise ConfigError(where, "must not contain NUL characters")
+    if not os.path.isabs(path):
+        raise ConfigError(where, f"must be an absolute path, not {path!r}")
+    if not os.path.isdir(path):
+        raise ConfigError(where, f"{path!r} is not a folder")
+    return path
+
+
+def _parse_environment(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    variables = []
+    for name, variable_value in _mapping(value, where).items():
+        here = _join(where, name)
+        if not _ENVIRONMENT_NAME.fullmatch(name):
+            raise ConfigError(
+                here, "is not a valid variable name (letters, digits and _)"
+            )
+        if name.startswith("TARU_"):
+            raise ConfigError(here, "is set by Taru itself, for every run")
+        text = _scalar_text(variable_value, here)
+        if "\0" in text:
+            raise ConfigError(here, "must not contain NUL characters")
+        variables.append((name, text))
+    return tuple(variables)
+
+
+def _parse_systemd_properties(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    properties = []
+    for name, property_value in _mapping(value, where).items():
+        here = _join(where, name)
+        if not _PROPERTY_NAME.fullmatch(name):
+            raise ConfigError(
+                here, "is not a systemd property name, such as MemoryMax or CPUQuota"
+            )
+        if name in _RESERVED_PROPERTIES:
+            raise ConfigError(
+                here,
+                "is set by Taru itself, or would change how it runs and stops"
+                " the task (use working_directory and environment for those)",
+            )
+        text = _scalar_text(property_value, here)
+        if any(character in text for character in "\r\n\0"):
+            raise ConfigError(here, "must not contain CR, LF or NUL characters")
+        properties.append((name, text))
+    return tuple(properties)
+
+
+def _parse_task(name: str, value: object, history: int = DEFAULT_HISTORY) -> TaskSpec:
     _check_task_name(name)
     where = f"tasks.{name}"
     if value is None:
@@ -450,6 +599,8 @@ def _parse_task(name: str, value: object) -> TaskSpec:
             )
         seen.add(argument.name)
 
+    timeout = fields.get("timeout")
+    working_directory = fields.get("working_directory")
     return TaskSpec(
         name=name,
         command=command,
@@ -457,6 +608,24 @@ def _parse_task(name: str, value: object) -> TaskSpec:
         headers=headers,
         meta=meta,
         arguments=arguments,
+        history=_parse_history(fields.get("history", history), _join(where, "history")),
+        timeout=None
+        if timeout is None
+        else _parse_timeout(timeout, _join(where, "timeout")),
+        working_directory=None
+        if working_directory is None
+        else (
+            _parse_working_directory(
+                working_directory, _join(where, "working_directory")
+            )
+        ),
+        environment=_parse_environment(
+            _optional(fields, "environment", {}), _join(where, "environment")
+        ),
+        systemd_properties=_parse_systemd_properties(
+            _optional(fields, "systemd_properties", {}),
+            _join(where, "systemd_properties"),
+        ),
     )
 
 
@@ -549,7 +718,12 @@ def parse_config(text: str | bytes, source: str = "<config>") -> Config:
     if "tasks" not in top:
         raise ConfigError("tasks", "is required")
     task_fields = _mapping(_optional(top, "tasks", {}), "tasks")
-    tasks = {name: _parse_task(name, value) for name, value in task_fields.items()}
+    history = DEFAULT_HISTORY
+    if "history" in top:
+        history = _parse_history(top["history"], "history")
+    tasks = {
+        name: _parse_task(name, value, history) for name, value in task_fields.items()
+    }
 
     for task in tasks.values():
         for index, argument in enumerate(task.arguments):

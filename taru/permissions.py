@@ -119,6 +119,54 @@ def access_for(config: Config, user_headers: Sequence[bytes] | None) -> Access:
     return Access(user=name, spec=spec)
 
 
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """
+    An IP address from its text, IPv4-mapped IPv6 addresses as IPv4, or
+    L{None} when the text is not one.
+    """
+    try:
+        address = ipaddress.ip_address(text.strip().split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(
+    config: Config, peer: IAddress, forwarded_for: Sequence[bytes] | None
+) -> str:
+    """
+    The address of the client behind a request, for the history and the
+    log: the peer's own, unless the peer is a trusted proxy (or on a unix
+    socket) that says in C{X-Forwarded-For} whom it forwards for, in which
+    case the last address there that is not a trusted proxy.
+
+    @param forwarded_for: the values of the C{X-Forwarded-For} headers.
+    """
+    if isinstance(peer, (IPv4Address, IPv6Address)):
+        own = _ip(peer.host)
+        if own is None or not any(own in net for net in config.trusted_proxies):
+            return peer.host
+        said = str(own)
+    else:
+        said = "unix"
+    hops = [
+        hop
+        for value in forwarded_for or []
+        for hop in value.decode("latin-1").split(",")
+    ]
+    for hop in reversed(hops):
+        address = _ip(hop)
+        if address is None:
+            # Not an address: nothing before it can be believed.
+            return said
+        said = str(address)
+        if not any(address in network for network in config.trusted_proxies):
+            return said
+    return said
+
+
 def check_peer(config: Config, peer: IAddress) -> None:
     """
     Refuse a request from a peer that may not name a user, when users are
@@ -130,8 +178,8 @@ def check_peer(config: Config, peer: IAddress) -> None:
         return
     if not isinstance(peer, (IPv4Address, IPv6Address)):
         return
-    address = ipaddress.ip_address(peer.host.split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    if not any(address in network for network in config.trusted_proxies):
-        raise UntrustedPeer(str(address))
+    address = _ip(peer.host)
+    if address is None or not any(
+        address in network for network in config.trusted_proxies
+    ):
+        raise UntrustedPeer(str(address or peer.host))

@@ -112,6 +112,8 @@ class IRunner(Interface):
         argv: Sequence[str],
         environment: Mapping[str, str],
         output: Output,
+        working_directory: str | None = None,
+        properties: Sequence[tuple[str, str]] = (),
     ) -> Awaitable[IRunningTask]:
         """
         Start one run of a task.
@@ -121,6 +123,10 @@ class IRunner(Interface):
         @param environment: the whole environment the task gets.
         @param output: where the task's bytes go; the runner closes it once
             the task is done writing.
+        @param working_directory: where it runs; Taru's own working directory
+            when L{None}.
+        @param properties: systemd unit properties, for a runner that runs
+            tasks as units; others ignore them.
         @return: the running task, once it has started.
         @raise AlreadyRunningElsewhere: the task runs already, started by
             someone else.
@@ -290,13 +296,17 @@ def _spawn(
     argv: Sequence[str],
     environment: Mapping[str, str],
     output_fd: int,
+    working_directory: str | None = None,
 ) -> tuple[_ExitWatcher, int]:
     """
     Start a process whose stdout and stderr are C{output_fd} and whose stdin
     is empty.
 
+    @param working_directory: where it runs, when not in Taru's own.
     @return: the watcher of its end, and its process id.
     """
+    if working_directory is not None and not os.path.isdir(working_directory):
+        raise RunnerError(f"the working directory {working_directory!r} is missing")
     watcher = _ExitWatcher()
     try:
         transport = reactor.spawnProcess(
@@ -304,6 +314,7 @@ def _spawn(
             argv[0],
             list(argv),
             env=dict(environment),
+            path=working_directory,
             childFDs={0: "w", 1: output_fd, 2: output_fd},
         )
     except OSError as error:
@@ -489,11 +500,17 @@ class DirectRunner:
         argv: Sequence[str],
         environment: Mapping[str, str],
         output: Output,
+        working_directory: str | None = None,
+        properties: Sequence[tuple[str, str]] = (),
     ) -> IRunningTask:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
             watcher, pid = _spawn(
-                self._reactor, [self._setsid, "--", *argv], environment, write_fd
+                self._reactor,
+                [self._setsid, "--", *argv],
+                environment,
+                write_fd,
+                working_directory,
             )
         except BaseException:
             os.close(read_fd)

@@ -42,6 +42,7 @@ from taru.api import TaruAPI
 from taru.channel import REQUEST_DEADLINE
 from taru.config import DEFAULT_TRUSTED_PROXIES, Config, ConfigError, load_config
 from taru.events import EventBroadcaster
+from taru.history import History
 from taru.output import Spool
 from taru.runners import (
     DirectRunner,
@@ -298,6 +299,7 @@ class TaruService(MultiService):
             Spool(os.path.join(state_directory, "spool")),
             self.events,
             reactor,
+            History(state_directory),
         )
         self.api = TaruAPI(self.tasks, self.events, public, reactor)
         self._site = self.api.site(request_timeout)

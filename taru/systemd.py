@@ -324,6 +324,8 @@ class SystemdRunner:
         unit: str,
         argv: Sequence[str],
         environment: Mapping[str, str],
+        working_directory: str | None = None,
+        properties: Sequence[tuple[str, str]] = (),
     ) -> list[str]:
         status = self._path(unit, ".status")
         record = 'echo "$$SERVICE_RESULT $$EXIT_CODE $$EXIT_STATUS" > "$$1"'
@@ -334,8 +336,9 @@ class SystemdRunner:
             "--collect",
             f"--unit={unit}",
             f"--property=TimeoutStopSec={STOP_GRACE_SECONDS:g}",
-            f"--working-directory={os.getcwd()}",
+            f"--working-directory={working_directory or os.getcwd()}",
             f"--property=ExecStopPost=/bin/sh -c '{record}' sh {_quoted(status)}",
+            *(f"--property={name}={value}" for name, value in properties),
             *(f"--setenv={key}={value}" for key, value in environment.items()),
             "--",
             *(escape_dollars(word) for word in _into_fifo(self._path(unit, ".fifo"))),
@@ -348,6 +351,8 @@ class SystemdRunner:
         argv: Sequence[str],
         environment: Mapping[str, str],
         output: Output,
+        working_directory: str | None = None,
+        properties: Sequence[tuple[str, str]] = (),
     ) -> IRunningTask:
         unit = unit_name(task)
         # The unit's FIFO and status file are made anew below: not while a
@@ -366,7 +371,7 @@ class SystemdRunner:
             self._reactor.spawnProcess(
                 reporter,
                 self._systemd_run,
-                self._command(unit, argv, environment),
+                self._command(unit, argv, environment, working_directory, properties),
                 env=manager_environment(),
                 childFDs={0: "w", 1: "r", 2: "r"},
             )

@@ -8,7 +8,6 @@ returns, so of any number of simultaneous starts exactly one succeeds.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -16,13 +15,14 @@ from typing import Any, TypeVar
 
 from attrs import define, field
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface
 
 from taru.arguments import enum_lines
 from taru.config import Config, TaskSpec
 from taru.events import IEventSink
+from taru.history import History
 from taru.output import Output, Spool
 from taru.runners import (
     AlreadyRunningElsewhere,
@@ -74,8 +74,8 @@ class Run:
     """
     One run of a task.
 
-    @ivar run_id: a number that tells runs apart, counting from 1 since
-        start-up.
+    @ivar run_id: the run's number in the history, never given to another
+        run.
     @ivar output: what the run writes.
     @ivar process: the runner's handle on its process, once started.
     @ivar status: how it ended, once it has.
@@ -102,6 +102,7 @@ class Run:
     address: str | None = None
     stopped_by: str | None = None
     timed_out: bool = False
+    _timer: IDelayedCall | None = None
 
 
 class IRunObserver(Interface):
@@ -156,6 +157,20 @@ class TaskState:
         return None
 
 
+def run_environment(run: Run) -> dict[str, str]:
+    """
+    The environment a run gets: the common one (see L{task_environment}), the
+    task's own variables, the run's number as C{TARU_RUN_ID} and, when known,
+    the user who started it as C{TARU_USER}.
+    """
+    environment = task_environment(run.task.name)
+    environment.update(run.task.environment)
+    environment["TARU_RUN_ID"] = str(run.run_id)
+    if run.user is not None:
+        environment["TARU_USER"] = run.user
+    return environment
+
+
 def _whole_or_none(value: object) -> bool:
     """
     Whether a value read back from a record is a whole number or null.
@@ -187,17 +202,19 @@ class Tasks:
         spool: Spool,
         events: IEventSink,
         clock: IReactorTime,
+        history: History,
         observers: Sequence[IRunObserver] = (),
     ) -> None:
         """
+        @param history: where every run is recorded, and gets its number.
         @param observers: told of each run's start and end, in order.
         """
         self._runner = runner
+        self.history = history
         self._observers = list(observers)
         self._spool = spool
         self._events = events
         self._clock = clock
-        self._run_ids = itertools.count(1)
         self._states: dict[str, TaskState] = {}
         self._retiring: dict[str, TaskState] = {}
         self._enum_cache: dict[str, tuple[tuple[int, int, bool], list[str]]] = {}
@@ -283,6 +300,8 @@ class Tasks:
         argv: tuple[str, ...],
         user: str | None,
         on_output: Callable[[Output], object] | None = None,
+        arguments: Mapping[str, str] | None = None,
+        address: str | None = None,
     ) -> Run:
         """
         Start a run of a task.
@@ -293,7 +312,9 @@ class Tasks:
         runner starts is followed to its end in any case.
 
         @param argv: the substituted command.
-        @param user: who started it, for the log.
+        @param user: who started it.
+        @param arguments: the argument values it is started with, by name.
+        @param address: the address of the client that starts it.
         @param on_output: given the run's output before the task can write
             anything to it, to follow all of it.
         @raise NoSuchTask: if there is no such task.
@@ -306,13 +327,17 @@ class Tasks:
             raise AlreadyRunning(name)
         spec = state.spec
         output = self._spool.prepare(name) if spec.buffered else Output.unbuffered()
+        started_at = self._clock.seconds()
+        arguments = dict(arguments or {})
         run = Run(
-            run_id=next(self._run_ids),
+            run_id=self.history.begin(name, user, address, arguments, argv, started_at),
             task=spec,
             argv=argv,
             user=user,
-            started_at=self._clock.seconds(),
+            started_at=started_at,
             output=output,
+            arguments=arguments,
+            address=address,
         )
         state.current = run
         self.version += 1
@@ -327,9 +352,15 @@ class Tasks:
         name, argv, output = run.task.name, run.argv, run.output
         try:
             process = await self._runner.start(
-                name, argv, task_environment(name), output
+                name,
+                argv,
+                run_environment(run),
+                output,
+                run.task.working_directory,
+                run.task.systemd_properties,
             )
         except BaseException as error:
+            self.history.forget(run.run_id)
             state.current = None
             self.version += 1
             output.close()
@@ -351,12 +382,16 @@ class Tasks:
 
         if run.task.buffered:
             self._spool.keep(name)
+            self.history.keep_output(run.run_id, self._spool.path_for(name))
         self._log.info(
-            "task {task} started as run {run_id} by {user}: {argv}",
+            "task {task} started as run {run_id} by {user} from {address}: {argv}",
             task=name,
             run_id=run.run_id,
             user=run.user,
+            address=run.address,
+            arguments=run.arguments,
             argv=list(argv),
+            audit="started",
         )
         self._begin(state, run, process)
         return run
@@ -376,8 +411,29 @@ class Tasks:
         for observer in self._observers:
             observer.run_started(run)
         process.ended.addCallback(self._ended, state, run)
+        timeout = run.task.timeout
+        if timeout is not None:
+            left = max(timeout - (self._clock.seconds() - run.started_at), 0.0)
+            run._timer = self._clock.callLater(left, self._time_out, run)
         if run.stop_requested:
             process.stop()
+
+    def _time_out(self, run: Run) -> None:
+        """
+        A run has passed its task's timeout: stop it, and say so.
+        """
+        run._timer = None
+        run.timed_out = True
+        run.stopped_by = run.stopped_by or "timeout"
+        self._log.warn(
+            "task {task} run {run_id} ran past its timeout of {timeout}s: stopping it",
+            task=run.task.name,
+            run_id=run.run_id,
+            timeout=run.task.timeout,
+            audit="timed out",
+        )
+        if run.process is not None:
+            run.process.stop()
 
     async def recover(self) -> None:
         """
@@ -401,9 +457,34 @@ class Tasks:
                 signal=status.signal,
             )
             self._record_ended_unseen(self._states[name], status)
+        self._close_lost_runs()
         for state in self._states.values():
             if state.last is None and state.spec.buffered:
                 self._restore_last(state)
+
+    def _close_lost_runs(self) -> None:
+        """
+        End the history's records of runs that an earlier Taru saw start but
+        not end, and that run no more: how they ended is unknown.
+        """
+        current = {
+            state.current.run_id for state in self._states.values() if state.current
+        }
+        for record in self.history.unfinished():
+            if record.run_id in current:
+                continue
+            path = self.history.output_path(record.run_id)
+            ended_at, size = record.started_at, record.output_size
+            if record.output_kept and os.path.exists(path):
+                ended_at = max(os.stat(path).st_mtime, record.started_at)
+                size = os.stat(path).st_size
+            self._log.warn(
+                "task {task} run {run_id} ended while no Taru followed it;"
+                " how it ended is unknown",
+                task=record.task,
+                run_id=record.run_id,
+            )
+            self.history.end(record.run_id, ended_at, None, False, None, size)
 
     def _restore_last(self, state: TaskState) -> None:
         """
@@ -423,23 +504,63 @@ class Tasks:
                 status = ExitStatus(exit_code, signal)
         written_at = os.stat(self._spool.path_for(name)).st_mtime
         started_at = _time_or(record.get("started_at"), written_at)
+        ended_at = max(_time_or(record.get("ended_at"), written_at), started_at)
+        recorded = self.history.runs(name, 1)
+        if recorded:
+            known = recorded[0]
+            run = Run(
+                run_id=known.run_id,
+                task=state.spec,
+                argv=known.argv,
+                user=known.user,
+                started_at=known.started_at,
+                output=output,
+                status=known.status or status,
+                ended_at=known.ended_at or ended_at,
+                arguments=dict(known.arguments),
+                address=known.address,
+                stopped_by=known.stopped_by,
+                timed_out=known.timed_out,
+            )
+        else:
+            # Kept by a Taru that had no history: recorded now, as far as
+            # known.
+            run = Run(
+                run_id=self.history.begin(
+                    name, None, None, {}, state.spec.command, started_at
+                ),
+                task=state.spec,
+                argv=state.spec.command,
+                user=None,
+                started_at=started_at,
+                output=output,
+                status=status,
+                ended_at=ended_at,
+            )
+            self.history.end(run.run_id, ended_at, status, False, None, output.size)
         self.version += 1
-        state.last = Run(
-            run_id=next(self._run_ids),
-            task=state.spec,
-            argv=state.spec.command,
-            user=None,
-            started_at=started_at,
-            output=output,
-            status=status,
-            ended_at=max(_time_or(record.get("ended_at"), written_at), started_at),
-        )
+        state.last = run
         self._log.info(
             "task {task}: the output of its last run, {size} bytes, is kept"
             " from before",
             task=name,
             size=output.size,
         )
+
+    def _record_end(self, run: Run) -> None:
+        """
+        Note in the history how a run ended, and forget the task's runs
+        beyond those it keeps.
+        """
+        self.history.end(
+            run.run_id,
+            run.ended_at if run.ended_at is not None else self._clock.seconds(),
+            run.status,
+            run.timed_out,
+            run.stopped_by,
+            run.output.size,
+        )
+        self.history.prune(run.task.name, run.task.history)
 
     def _keep_record(self, run: Run) -> None:
         """
@@ -452,6 +573,7 @@ class Tasks:
         self._spool.write_record(
             run.task.name,
             {
+                "run_id": run.run_id,
                 "started_at": run.started_at,
                 "ended_at": run.ended_at,
                 "exit_code": None if status is None else status.exit_code,
@@ -469,6 +591,7 @@ class Tasks:
         run.status = status
         run.ended_at = run.started_at
         self._keep_record(run)
+        self._record_end(run)
         if state.last is not None:
             state.last.output.release()
         state.last = run
@@ -485,8 +608,9 @@ class Tasks:
 
     def _run_from_before(self, spec: TaskSpec, read_output: bool) -> Run:
         """
-        A run this Taru did not start: who started it and with which
-        arguments is unknown; a buffered one's output goes on in its spool.
+        A run this Taru did not start: who started it, from where and with
+        which arguments as the history says, when it holds the run; a
+        buffered one's output goes on in its spool.
         """
         if read_output and spec.buffered:
             output = self._spool.resume(spec.name)
@@ -499,8 +623,25 @@ class Tasks:
             started_at = min(
                 _time_or(self._spool.read_record(spec.name).get("started_at"), now), now
             )
+        unfinished = [
+            record for record in self.history.unfinished() if record.task == spec.name
+        ]
+        if unfinished:
+            known = unfinished[-1]
+            return Run(
+                run_id=known.run_id,
+                task=spec,
+                argv=known.argv,
+                user=known.user,
+                started_at=min(known.started_at, now),
+                output=output,
+                arguments=dict(known.arguments),
+                address=known.address,
+            )
         return Run(
-            run_id=next(self._run_ids),
+            run_id=self.history.begin(
+                spec.name, None, None, {}, spec.command, started_at
+            ),
             task=spec,
             argv=spec.command,
             user=None,
@@ -516,7 +657,12 @@ class Tasks:
     def _ended(self, status: ExitStatus, state: TaskState, run: Run) -> None:
         run.status = status
         run.ended_at = self._clock.seconds()
+        if run._timer is not None:
+            if run._timer.active():
+                run._timer.cancel()
+            run._timer = None
         self._keep_record(run)
+        self._record_end(run)
         state.current = None
         self.version += 1
         name = run.task.name
@@ -531,18 +677,25 @@ class Tasks:
             exit_code=status.exit_code,
             signal=status.signal,
             duration=self._clock.seconds() - run.started_at,
+            timed_out=run.timed_out,
+            stopped_by=run.stopped_by,
+            audit="ended",
         )
         self._events.publish(name, {"ExitStatus": status.exit_code})
         for observer in self._observers:
             observer.run_ended(run)
         self._release_waiters(state, status)
 
-    def stop(self, name: str) -> bool:
+    def stop(
+        self, name: str, user: str | None = None, address: str | None = None
+    ) -> bool:
         """
         Stop a task's run, with everything it started.
 
         A run that is still starting is stopped as soon as it has started.
 
+        @param user: who asks, for the history and the log.
+        @param address: the address of the client that asks, for the log.
         @return: whether it was running.
         @raise NoSuchTask: if there is no such task.
         """
@@ -550,8 +703,15 @@ class Tasks:
         run = state.current
         if run is None:
             return False
+        if run.stopped_by is None:
+            run.stopped_by = user or "anonymous"
         self._log.info(
-            "task {task} run {run_id} stopping", task=name, run_id=run.run_id
+            "task {task} run {run_id} stopping, asked by {user} from {address}",
+            task=name,
+            run_id=run.run_id,
+            user=user,
+            address=address,
+            audit="stopped",
         )
         if run.process is None:
             run.stop_requested = True
@@ -587,6 +747,8 @@ class Tasks:
         ending = []
         for state in [*self._states.values(), *self._retiring.values()]:
             if state.current is not None and state.current.process is not None:
+                if state.current.stopped_by is None:
+                    state.current.stopped_by = "shutdown"
                 state.current.process.stop()
                 ending.append(state.current.process.ended)
         return DeferredList(ending)

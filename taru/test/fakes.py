@@ -136,6 +136,8 @@ class RunnerCall:
     argv: tuple[str, ...]
     environment: dict[str, str]
     output: Output
+    working_directory: str | None = None
+    properties: tuple[tuple[str, str], ...] = ()
 
 
 @implementer(IRunner)
@@ -170,8 +172,19 @@ class FakeRunner:
         argv: Sequence[str],
         environment: Mapping[str, str],
         output: Output,
+        working_directory: str | None = None,
+        properties: Sequence[tuple[str, str]] = (),
     ) -> IRunningTask:
-        self.calls.append(RunnerCall(task, tuple(argv), dict(environment), output))
+        self.calls.append(
+            RunnerCall(
+                task,
+                tuple(argv),
+                dict(environment),
+                output,
+                working_directory,
+                tuple(properties),
+            )
+        )
         if self.pending is not None:
             await self.pending
         if self.refusal is not None:

@@ -23,6 +23,7 @@ from twisted.web.iweb import IResponse
 from taru.api import CHECK_FAILED, TaruAPI, TaruRequest
 from taru.config import parse_config
 from taru.events import STREAM_PREAMBLE, EventBroadcaster
+from taru.history import History
 from taru.output import Spool
 from taru.runners import RunnerError, task_environment
 from taru.tasks import Tasks
@@ -117,6 +118,7 @@ class APITestCase(SynchronousTestCase):
             Spool(self.mktemp()),
             self.events,
             self.clock,
+            History(self.mktemp()),
         )
         self.api = TaruAPI(self.tasks, self.events, self.public, self.clock)
         self.stub = StubTreq(self.api.app.resource())
@@ -268,6 +270,8 @@ class TaskListTests(APITestCase):
                 "exit_code": None,
                 "started_at": None,
                 "duration": None,
+                "run_id": None,
+                "timed_out": False,
                 "buffered": True,
                 "can_run": True,
                 "can_view_output": True,
@@ -483,7 +487,9 @@ class StartTests(APITestCase):
         [call] = self.runner.calls
         self.assertEqual(call.task, "hosts")
         self.assertEqual(call.argv, ("cat", "hosts.list"))
-        self.assertEqual(call.environment, task_environment("hosts"))
+        self.assertEqual(
+            call.environment, {**task_environment("hosts"), "TARU_RUN_ID": "1"}
+        )
 
     def test_already_running(self) -> None:
         """
@@ -1810,7 +1816,12 @@ class BodyLimitTests(SynchronousTestCase):
         clock = Clock()
         events = EventBroadcaster(clock)
         tasks = Tasks(
-            parse_config(OPEN_CONFIG), self.runner, Spool(self.mktemp()), events, clock
+            parse_config(OPEN_CONFIG),
+            self.runner,
+            Spool(self.mktemp()),
+            events,
+            clock,
+            History(self.mktemp()),
         )
         self.site = TaruAPI(tasks, events, None, clock).site()
         self.transport = StringTransport()

@@ -15,6 +15,7 @@ from taru.api import TaruAPI
 from taru.channel import TaruChannel
 from taru.config import parse_config
 from taru.events import EventBroadcaster
+from taru.history import History
 from taru.output import Spool
 from taru.tasks import Tasks
 from taru.test.fakes import FakeRunner
@@ -42,7 +43,12 @@ class DeadlineTests(SynchronousTestCase):
         self.runner = FakeRunner()
         events = EventBroadcaster(self.clock)
         tasks = Tasks(
-            parse_config(CONFIG), self.runner, Spool(self.mktemp()), events, self.clock
+            parse_config(CONFIG),
+            self.runner,
+            Spool(self.mktemp()),
+            events,
+            self.clock,
+            History(self.mktemp()),
         )
         site = TaruAPI(tasks, events, None, self.clock).site(DEADLINE)
         self.transport = StringTransport()

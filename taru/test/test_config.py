@@ -658,7 +658,7 @@ class UnknownKeyTests(ConfigTestCase):
         self.assert_config_error(
             "tasks: {}\nheartbeet: 1",
             "heartbeet: unknown key"
-            " (expected one of: heartbeat, tasks, trusted_proxies, users)",
+            " (expected one of: heartbeat, history, tasks, trusted_proxies, users)",
         )
 
     def test_task(self) -> None:
@@ -668,7 +668,8 @@ class UnknownKeyTests(ConfigTestCase):
         self.assert_config_error(
             "tasks: {say: {command: [echo], buffer: false}}",
             "tasks.say.buffer: unknown key"
-            " (expected one of: arguments, buffered, command, headers, meta)",
+            " (expected one of: arguments, buffered, command, environment, headers,"
+            " history, meta, systemd_properties, timeout, working_directory)",
         )
 
     def test_argument(self) -> None:

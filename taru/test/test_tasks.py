@@ -15,6 +15,7 @@ from zope.interface.verify import verifyObject
 
 from taru.config import Config, TaskSpec
 from taru.events import IEventSink
+from taru.history import History
 from taru.output import Output, Spool
 from taru.runners import (
     AlreadyRunningElsewhere,
@@ -82,12 +83,15 @@ class TasksTestCase(SynchronousTestCase):
         self.events = RecordingEventSink()
         self.clock = Clock()
         self.spool = Spool(self.mktemp())
+        self.history = History(self.mktemp())
+        self.addCleanup(self.history.close)
         self.tasks = Tasks(
             config_of(task_spec("hosts"), task_spec("ping"), task_spec("dump", False)),
             self.runner,
             self.spool,
             self.events,
             self.clock,
+            self.history,
         )
         self.addCleanup(self.assert_nothing_scheduled)
         self.addCleanup(self.discard_outputs)
@@ -202,7 +206,7 @@ class StateTests(TasksTestCase):
         """
 
         async def start_ended(
-            task: str, argv: object, environment: object, output: Output
+            task: str, argv: object, environment: object, output: Output, *rest: object
         ) -> FakeRunningTask:
             running = FakeRunningTask(output)
             running.end(7)
@@ -398,12 +402,18 @@ class LastRunTests(TasksTestCase):
     up again by the next Taru.
     """
 
-    def successor(self) -> Tasks:
+    def successor(self, history: History | None = None) -> Tasks:
         """
-        The tasks of a Taru started after this one, on the same spool.
+        The tasks of a Taru started after this one, on the same spool and, unless
+        another is given, the same history.
         """
         tasks = Tasks(
-            self.tasks.config, FakeRunner(), self.spool, self.events, self.clock
+            self.tasks.config,
+            FakeRunner(),
+            self.spool,
+            self.events,
+            self.clock,
+            history or self.history,
         )
         result_now(tasks.recover())
         self.addCleanup(discard_all, tasks)
@@ -458,20 +468,45 @@ class LastRunTests(TasksTestCase):
 
     def test_damaged_record(self) -> None:
         """
-        A record that cannot be read leaves the output taken up, with its
-        start and end unknown beyond the spool file's time.
+        A record that cannot be read, without a history to tell more, leaves
+        the output taken up, with its start and end unknown beyond the spool
+        file's time; the run is then in the new history.
         """
         running = self.start("hosts")
         running.write(b"kept\n")
         running.end(0)
         with open(self.spool.path_for("hosts") + ".run", "w") as record:
             record.write('{"exit_code": "zero", "started_at": "yesterday"')
+        history = History(self.mktemp())
+        self.addCleanup(history.close)
 
-        state = self.successor().get("hosts")
+        state = self.successor(history).get("hosts")
 
         assert state.last is not None
         self.assertEqual((state.state, state.last.status), (FINISHED, None))
         self.assertEqual(state.last.output.contents(), b"kept\n")
+        self.assertEqual(
+            [(record.run_id, record.output_size) for record in history.runs("hosts")],
+            [(state.last.run_id, 5)],
+        )
+
+    def test_history_tells_more_than_a_damaged_record(self) -> None:
+        """
+        With a damaged record, the history still tells how the last run ended
+        and who started it.
+        """
+        running = self.start("hosts")
+        running.end(0)
+        with open(self.spool.path_for("hosts") + ".run", "w") as record:
+            record.write("{")
+
+        state = self.successor().get("hosts")
+
+        assert state.last is not None
+        self.assertEqual(
+            (state.last.status, state.last.user),
+            (ExitStatus(exit_code=0, signal=None), "alice"),
+        )
 
     def test_unbuffered_not_taken_up(self) -> None:
         """
