@@ -78,6 +78,9 @@ MAX_MESSAGE = 500
 # How many of an Enum's values the task list shows.
 SHOWN_VALUES = 4
 
+# Who Taru says stopped a run when the request named no user.
+_NOBODY = "anonymous"
+
 _ENVIRONMENT_URL = "TARU_URL"
 _ENVIRONMENT_USER = "TARU_USER"
 
@@ -706,6 +709,8 @@ def _why_stopped(record: RunRecord) -> str | None:
         return "timed out"
     if record.stopped_by == "shutdown":
         return "was stopped as Taru shut down"
+    if record.stopped_by == _NOBODY:
+        return "was stopped"
     if record.stopped_by is not None:
         return f"was stopped by {record.stopped_by}"
     return None
@@ -728,6 +733,8 @@ def describe_result(record: RunRecord) -> str:
         return f"timed out ({result})"
     if record.stopped_by == "shutdown":
         return f"stopped at shutdown ({result})"
+    if record.stopped_by == _NOBODY:
+        return f"stopped ({result})"
     if record.stopped_by is not None:
         return f"stopped by {record.stopped_by} ({result})"
     return result

@@ -39,6 +39,7 @@ from taru.client import (
     Session,
     TaruClient,
     describe_event,
+    describe_result,
     exit_status_of,
     format_duration,
     format_runs,
@@ -464,6 +465,20 @@ class ExitStatusTests(SynchronousTestCase):
             self.status(exit_code=1, stopped_by="bob"),
             (1, "run 12 of 'greet' was stopped by bob; it exited with 1"),
         )
+
+    def test_stopped_by_nobody_named(self) -> None:
+        """
+        A run stopped by a request that named no user does not pretend a
+        user named it.
+        """
+        self.assertEqual(
+            self.status(exit_code=None, signal=15, stopped_by="anonymous"),
+            (143, "run 12 of 'greet' was stopped: ended by signal 15"),
+        )
+        stopped = RunRecord.from_json(
+            record(exit_code=None, signal=15, stopped_by="anonymous")
+        )
+        self.assertEqual(describe_result(stopped), "stopped (signal 15)")
 
     def test_stopped_by_taru(self) -> None:
         """
