@@ -20,10 +20,11 @@ import shlex
 import signal
 import sys
 import traceback
+from base64 import b64encode
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import IO, Any, NoReturn, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import treq
 from attrs import define, field, frozen
@@ -103,8 +104,10 @@ class Invocation:
     """
     One command, as given on the command line.
 
-    @ivar url: Taru's base URL, without a trailing slash.
+    @ivar url: Taru's base URL, without a trailing slash or credentials.
     @ivar user: the user to name in C{X-User}, or L{None} to name none.
+    @ivar credentials: the name and password for HTTP basic authentication,
+        as the URL gave them, for a proxy in front of Taru.
     @ivar command: C{list}, C{run}, C{stop}, C{status}, C{output}, C{runs} or
         C{events}.
     @ivar task: the task the command is about, when it is about one.
@@ -120,6 +123,7 @@ class Invocation:
     url: str
     user: str | None
     command: str
+    credentials: tuple[str, str] | None = None
     task: str | None = None
     arguments: Mapping[str, str] = field(factory=dict)
     json: bool = False
@@ -235,6 +239,7 @@ def parse_invocation(argv: Sequence[str], environment: Mapping[str, str]) -> Inv
     if problem is not None:
         source = "--url" if options.url else _ENVIRONMENT_URL
         parser.error(f"{source}: {problem}")
+    url, credentials = split_credentials(url)
     user = options.user
     if user is None:
         user = environment.get(_ENVIRONMENT_USER)
@@ -250,6 +255,7 @@ def parse_invocation(argv: Sequence[str], environment: Mapping[str, str]) -> Inv
         url=url.rstrip("/"),
         user=user or None,
         command=options.command,
+        credentials=credentials,
         task=getattr(options, "task", None),
         arguments=arguments,
         json=getattr(options, "json", False),
@@ -261,17 +267,35 @@ def parse_invocation(argv: Sequence[str], environment: Mapping[str, str]) -> Inv
 
 def url_problem(url: str) -> str | None:
     """
-    What is wrong with a base URL for Taru, if anything.
+    What is wrong with a base URL for Taru, if anything. The URL is not
+    repeated: it may hold a password.
     """
     try:
         parts = urlsplit(url)
+        # Reading the port checks it.
+        _ = parts.port
     except ValueError:
-        return f"not a URL: {url!r}"
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return f"not an http:// or https:// address: {url!r}"
+        return "not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http:// or https:// address"
     if parts.query or parts.fragment:
-        return f"a base address takes no query or fragment: {url!r}"
+        return "a base address takes no query or fragment"
     return None
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """
+    Take the name and password for basic authentication out of a URL such as
+    C{https://alice:secret@taru.example/}.
+
+    @return: the URL without them, and them if it had them.
+    """
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    credentials = (unquote(parts.username), unquote(parts.password or ""))
+    return urlunsplit(parts._replace(netloc=host)), credentials
 
 
 def parse_task_arguments(given: Sequence[str]) -> dict[str, str]:
@@ -427,11 +451,14 @@ class TaruClient:
     @ivar http: the HTTP client to send them with.
     @ivar base: Taru's base URL, without a trailing slash.
     @ivar user: the user named in C{X-User}, or L{None}.
+    @ivar credentials: the name and password sent with basic authentication,
+        if any.
     """
 
     http: HTTPClient
     base: str
     user: str | None
+    credentials: tuple[str, str] | None = None
 
     def task_url(self, task: str, *path: str) -> str:
         """
@@ -458,19 +485,16 @@ class TaruClient:
         headers = Headers({b"accept": [b"application/json, text/plain"]})
         if self.user is not None:
             headers.setRawHeaders(b"x-user", [self.user.encode("utf-8")])
+        if self.credentials is not None:
+            pair = ":".join(self.credentials).encode("utf-8")
+            headers.setRawHeaders(b"authorization", [b"Basic " + b64encode(pair)])
+        body: dict[str, Any] = {}
+        if arguments is not None:
+            body["json"] = dict(arguments)
         try:
-            if arguments is None:
-                response = await self.http.request(
-                    method, url, headers=headers, unbuffered=True
-                )
-            else:
-                response = await self.http.request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=dict(arguments),
-                    unbuffered=True,
-                )
+            response = await self.http.request(
+                method, url, headers=headers, unbuffered=True, **body
+            )
         except CancelledError:
             raise
         except Exception as error:
@@ -506,13 +530,23 @@ class TaruClient:
             body = b""
         content_type = response.headers.getRawHeaders(b"content-type", [b""])[0]
         message = body.decode("utf-8", "replace").strip()
-        if not content_type.startswith(b"text/plain") or not message:
-            phrase = response.phrase.decode("latin-1")
-            message = f"Taru answered {response.code} {phrase}"
-        elif len(message) > MAX_MESSAGE:
-            message = message[:MAX_MESSAGE] + "..."
-        if response.code == 401 and self.user is None:
-            message += f" (name a user with --user or ${_ENVIRONMENT_USER})"
+        if content_type.startswith(b"text/plain") and message:
+            if len(message) > MAX_MESSAGE:
+                message = message[:MAX_MESSAGE] + "..."
+            if response.code == 401 and self.user is None:
+                message += f" (name a user with --user or ${_ENVIRONMENT_USER})"
+            return message
+
+        # Not Taru's own message: a proxy's page, most likely.
+        phrase = response.phrase.decode("latin-1")
+        message = f"{self.base} answered {response.code} {phrase}"
+        if response.code == 401 and self.credentials is None:
+            message += (
+                "; give the name and password a proxy asks for in the URL,"
+                " as in https://NAME:PASSWORD@HOST/"
+            )
+        elif response.code == 401:
+            message += ": the name and password in the URL were refused"
         return message
 
     async def text(self, method: str, url: str) -> str:
@@ -1274,7 +1308,9 @@ async def _react_main(reactor: Any, invocation: Invocation) -> NoReturn:
     console = Console.standard()
     pool = HTTPConnectionPool(reactor, persistent=False)
     agent = Agent(reactor, connectTimeout=CONNECT_TIMEOUT, pool=pool)
-    client = TaruClient(HTTPClient(agent), invocation.url, invocation.user)
+    client = TaruClient(
+        HTTPClient(agent), invocation.url, invocation.user, invocation.credentials
+    )
     session = Session(client, console, reactor)
     interruptions = Interruptions()
     reactor.callWhenRunning(_install_signal_handlers, reactor, interruptions)

@@ -201,6 +201,17 @@ class InvocationTests(SynchronousTestCase):
 
         self.assertEqual((parsed.url, parsed.user), (BASE, "alice"))
 
+    def test_credentials(self) -> None:
+        """
+        A name and password in the URL are taken out of it, for basic
+        authentication with a proxy.
+        """
+        parsed = invocation("--url", "https://al%40ice:p%3Ass@[::1]:8443/taru/", "list")
+
+        self.assertEqual(parsed.url, "https://[::1]:8443/taru")
+        self.assertEqual(parsed.credentials, ("al@ice", "p:ss"))
+        self.assertIsNone(invocation("list").credentials)
+
     def test_empty_user(self) -> None:
         """
         An empty user name means none.
@@ -213,6 +224,10 @@ class InvocationTests(SynchronousTestCase):
         from.
         """
         self.assertIn("--url", self.usage_error("--url", "taru.example", "list"))
+        message = self.usage_error("--url", "ftp://alice:secret@taru", "list")
+        self.assertNotIn("secret", message)
+        invalid = self.usage_error("--url", "http://t:x", "list")
+        self.assertIn("not a valid URL", invalid)
         stderr = io.StringIO()
         self.patch(sys, "stderr", stderr)
         with self.assertRaises(SystemExit):
@@ -703,7 +718,7 @@ class CommandTests(SynchronousTestCase):
         """
         parsed = parse_invocation(["--url", BASE, *argv], environment or {})
         http = HTTPClient(agent or self.agent, data_to_body_producer=SynchronousBody)
-        client = TaruClient(http, parsed.url, parsed.user)
+        client = TaruClient(http, parsed.url, parsed.user, parsed.credentials)
         console = Console(out or self.out, self.err)
         session = Session(client, console, self.clock)
         running = Deferred.fromCoroutine(supervise(parsed, session, self.interruptions))
@@ -751,6 +766,21 @@ class CommandTests(SynchronousTestCase):
 
         self.assertEqual((code, self.written()), (0, b'{"a": {}}\n'))
         self.assertIsNone(self.taru.seen[0].header("x-user"))
+
+    def test_basic_authentication(self) -> None:
+        """
+        A name and password in the URL are sent with basic authentication,
+        and left out of messages.
+        """
+        url = "http://alice:secret@taru.example"
+
+        code = self.command("--url", url, "list")
+
+        self.assertEqual(code, EXIT_FAILURE)
+        self.assertEqual(
+            self.taru.seen[0].header("authorization"), "Basic YWxpY2U6c2VjcmV0"
+        )
+        self.assertNotIn("secret", self.errors())
 
     def test_refused(self) -> None:
         """
@@ -807,7 +837,34 @@ class CommandTests(SynchronousTestCase):
         )
 
         self.assertEqual(self.command("list"), EXIT_FAILURE)
-        self.assertEqual(self.errors(), "taru-cli: Taru answered 502 Bad Gateway\n")
+        self.assertEqual(self.errors(), f"taru-cli: {BASE} answered 502 Bad Gateway\n")
+
+    def test_proxy_authentication(self) -> None:
+        """
+        A proxy's own 401 page is met with advice on giving a name and
+        password, or with the news that those given were refused.
+        """
+        self.taru.answer(
+            "GET",
+            "/api/v1/tasks",
+            code=401,
+            body=b"<html>401 Authorization Required</html>",
+            headers={"content-type": "text/html"},
+        )
+
+        self.assertEqual(self.command("list"), EXIT_FAILURE)
+        self.assertEqual(
+            self.command("--url", "http://alice:guess@taru.example", "list"),
+            EXIT_FAILURE,
+        )
+        self.assertEqual(
+            self.errors(),
+            f"taru-cli: {BASE} answered 401 Unauthorized; give the name and"
+            " password a proxy asks for in the URL, as in"
+            " https://NAME:PASSWORD@HOST/\n"
+            f"taru-cli: {BASE} answered 401 Unauthorized: the name and password"
+            " in the URL were refused\n",
+        )
 
     def test_connection_refused(self) -> None:
         """

@@ -29,6 +29,7 @@ from taru.test.integration.harness import (
     sleeping,
     wait_for,
 )
+from taru.test.integration.test_proxy import start_nginx
 
 # The longest any one taru-cli may take before the test gives up on it.
 PATIENCE = 20.0
@@ -498,3 +499,49 @@ class ClientTests(TestCase):
 
         self.assertEqual(process.exit_code, 128 + signal.SIGPIPE)
         self.assertEqual(process.error_text, "")
+
+
+class ProxiedClientTests(TestCase):
+    """
+    C{taru-cli} through a real nginx that authenticates users as
+    C{doc/nginx.conf} recommends.
+    """
+
+    async def test_basic_authentication(self) -> None:
+        """
+        A name and password in the URL log in with nginx, which names the
+        user to Taru; a wrong password is reported without showing it.
+        """
+        self.addCleanup(kill_processes_with, MARKER)
+        taru = await Taru(self, CONFIG).start()
+        nginx = await start_nginx(self, taru.port)
+
+        greet = await run_cli(
+            self,
+            "--url",
+            f"http://alice:wonderland@127.0.0.1:{nginx}/",
+            "run",
+            "greet",
+            "host=proxy",
+        )
+        runs = await run_cli(
+            self,
+            "runs",
+            "--json",
+            "greet",
+            environment={"TARU_URL": f"http://alice:wonderland@127.0.0.1:{nginx}"},
+        )
+        wrong = await run_cli(
+            self, "--url", f"http://alice:guess@127.0.0.1:{nginx}", "list"
+        )
+
+        self.assertEqual((greet.exit_code, greet.output), (0, b"hello proxy\n"))
+        self.assertEqual(greet.error_text, "")
+        [record] = json.loads(runs.output)
+        self.assertEqual(record["user"], "alice")
+        self.assertEqual(wrong.exit_code, 125)
+        self.assertEqual(
+            wrong.error_text,
+            f"taru-cli: http://127.0.0.1:{nginx} answered 401 Unauthorized: the"
+            " name and password in the URL were refused\n",
+        )
