@@ -90,7 +90,13 @@ class ClientError(Exception):
     """
     Taru refused a request, or could not be reached: the message says which,
     for the user.
+
+    @ivar code: the status code Taru refused the request with, if it did.
     """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class StdoutClosed(Exception):
@@ -500,7 +506,7 @@ class TaruClient:
         except Exception as error:
             raise ClientError(self._unreachable(error)) from None
         if not 200 <= response.code < 300:
-            raise ClientError(await self._refusal(response))
+            raise ClientError(await self._refusal(response), response.code)
         return response
 
     def _unreachable(self, error: Exception) -> str:
@@ -1066,7 +1072,14 @@ async def run_task(invocation: Invocation, session: Session) -> int:
 
     endpoint = "output" if invocation.mode == "output" else "status"
     session.run_started = True
-    response = await client.request("POST", client.task_url(task, endpoint), arguments)
+    try:
+        response = await client.request(
+            "POST", client.task_url(task, endpoint), arguments
+        )
+    except ClientError as refused:
+        if refused.code == 404 and invocation.mode == "output":
+            await _explain_unreadable(client, task)
+        raise
     if invocation.mode == "output":
         await client.stream(response, console.output)
     else:
@@ -1088,6 +1101,28 @@ async def run_task(invocation: Invocation, session: Session) -> int:
     if note is not None:
         console.error(note)
     return code
+
+
+async def _explain_unreadable(client: TaruClient, task: str) -> None:
+    """
+    Taru hides a task from a user who may run it but not read its output,
+    when asked to run it and stream the output: say what they may do
+    instead.
+
+    @raise ClientError: saying so, when that is why.
+    """
+    try:
+        _, listing = await client.tasks()
+    except ClientError:
+        return
+    permissions = listing.get(task)
+    if not isinstance(permissions, dict) or permissions.get("can_run") is not True:
+        return
+    if permissions.get("can_view_output") is not True:
+        raise ClientError(
+            f"you may run {task!r} but not read its output:"
+            " use run --no-output, or run --detach"
+        )
 
 
 async def stop_task(invocation: Invocation, session: Session) -> int:

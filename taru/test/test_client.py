@@ -993,6 +993,46 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(self.written(), b"21\n")
         self.assertEqual(len(self.taru.seen), 1)
 
+    def test_run_without_reading(self) -> None:
+        """
+        A user who may run a task but not read its output learns how they
+        may run it, rather than that there is no such task.
+        """
+        self.taru.answer(
+            "POST",
+            "/api/v1/task/greet/output",
+            code=404,
+            body=b"no task named 'greet'\n",
+            headers=PLAIN,
+        )
+        listing = {"greet": dict(LISTING["greet"], can_view_output=False)}
+        self.taru.answer_json("GET", "/api/v1/tasks", listing)
+
+        self.assertEqual(self.command("run", "greet"), EXIT_FAILURE)
+        self.assertEqual(
+            self.errors(),
+            "taru-cli: you may run 'greet' but not read its output:"
+            " use run --no-output, or run --detach\n",
+        )
+
+    def test_run_unknown(self) -> None:
+        """
+        A task that the user may not run, or that does not exist, is
+        reported as Taru reports it.
+        """
+        self.taru.answer(
+            "POST",
+            "/api/v1/task/hosts/output",
+            code=404,
+            body=b"no task named 'hosts'\n",
+            headers=PLAIN,
+        )
+        listing = {"hosts": dict(LISTING["hosts"], can_run=False)}
+        self.taru.answer_json("GET", "/api/v1/tasks", listing)
+
+        self.assertEqual(self.command("run", "hosts"), EXIT_FAILURE)
+        self.assertEqual(self.errors(), "taru-cli: no task named 'hosts'\n")
+
     def test_run_without_run_header(self) -> None:
         """
         A Taru that does not name the run it started is reported.

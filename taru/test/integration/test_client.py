@@ -69,6 +69,10 @@ CONFIG = f"""
         can_run: []
         can_view_status: [greet]
         can_view_output: []
+      carol:
+        can_run: [greet]
+        can_view_status: [greet]
+        can_view_output: []
 """
 
 
@@ -427,6 +431,12 @@ class ClientTests(TestCase):
         refused = await run_cli(
             self, "run", "repeat", "times=many", taru=taru, user="alice"
         )
+        unreadable = await run_cli(
+            self, "run", "greet", "host=x", taru=taru, user="carol"
+        )
+        unread = await run_cli(
+            self, "run", "--no-output", "greet", "host=x", taru=taru, user="carol"
+        )
         anonymous = await run_cli(self, "list", taru=taru)
         url = f"http://127.0.0.1:{free_port()}"
         nobody = await run_cli(self, "list", environment={"TARU_URL": url})
@@ -437,6 +447,13 @@ class ClientTests(TestCase):
         self.assertEqual(hidden.error_text, "taru-cli: no task named 'secret'\n")
         self.assertEqual(refused.exit_code, 125)
         self.assertRegex(refused.error_text, r"^taru-cli: argument 'times'.*\n$")
+        self.assertEqual(unreadable.exit_code, 125)
+        self.assertEqual(
+            unreadable.error_text,
+            "taru-cli: you may run 'greet' but not read its output:"
+            " use run --no-output, or run --detach\n",
+        )
+        self.assertEqual((unread.exit_code, unread.error_text), (0, ""))
         self.assertEqual(anonymous.exit_code, 125)
         self.assertIn("--user", anonymous.error_text)
         self.assertEqual(nobody.exit_code, 125)
@@ -446,7 +463,8 @@ class ClientTests(TestCase):
         )
         self.assertEqual(usage.exit_code, 2)
         self.assertIn("NAME=VALUE", usage.error_text)
-        for process in (unknown, hidden, refused, anonymous, nobody, usage):
+        everyone = [unknown, hidden, refused, unreadable, unread, anonymous, nobody]
+        for process in [*everyone, usage]:
             self.assert_clean(process)
             self.assertEqual(process.output, b"")
 
