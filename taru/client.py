@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--user",
+        metavar="NAME",
         help=f"the user to act as, sent as X-User (default: ${_ENVIRONMENT_USER})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -169,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a task, stream its output and exit with its exit code",
     )
-    run.add_argument("task", metavar="TASK")
+    run.add_argument("task", metavar="TASK", help="the task to run")
     run.add_argument(
         "arguments", nargs="*", metavar="NAME=VALUE", help="the task's arguments"
     )
@@ -196,15 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     stop = commands.add_parser("stop", help="stop a task and all it started")
-    stop.add_argument("task", metavar="TASK")
+    stop.add_argument("task", metavar="TASK", help="the task to stop")
 
     status = commands.add_parser(
         "status", help="wait for a task's run to end; print and exit with its code"
     )
-    status.add_argument("task", metavar="TASK")
+    status.add_argument("task", metavar="TASK", help="the task to wait for")
 
     output = commands.add_parser("output", help="follow the output of a task's run")
-    output.add_argument("task", metavar="TASK")
+    output.add_argument("task", metavar="TASK", help="the task whose output to show")
     output.add_argument(
         "--run",
         dest="run_id",
@@ -214,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     runs = commands.add_parser("runs", help="list a task's runs, newest first")
-    runs.add_argument("task", metavar="TASK")
+    runs.add_argument("task", metavar="TASK", help="the task whose runs to list")
     runs.add_argument("--json", action="store_true", help="print Taru's JSON")
 
     events = commands.add_parser("events", help="print Taru's events as they happen")
