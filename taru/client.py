@@ -26,7 +26,6 @@ from datetime import datetime, timezone
 from typing import IO, Any, NoReturn, cast
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-import treq
 from attrs import define, field, frozen
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred
@@ -75,6 +74,9 @@ STOP_TIMEOUT = 10.0
 
 # The longest error message from Taru that is shown whole.
 MAX_MESSAGE = 500
+
+# How much of an error's body is read, at most.
+MAX_ERROR_BODY = 64 * 1024
 
 # How many of an Enum's values the task list shows.
 SHOWN_VALUES = 4
@@ -446,6 +448,12 @@ class _BodyStream(Protocol):
             cast(IPushProducer, self.transport).stopProducing()
 
 
+class _Enough(Exception):
+    """
+    As much of a body was read as is wanted.
+    """
+
+
 def _segment(text: str) -> str:
     return quote(text, safe="")
 
@@ -532,8 +540,8 @@ class TaruClient:
         Taru's message for a response that is not a success.
         """
         try:
-            body: bytes = await treq.content(response)
-        except Exception:
+            body = await self._read(response, limit=MAX_ERROR_BODY)
+        except ClientError:
             body = b""
         content_type = response.headers.getRawHeaders(b"content-type", [b""])[0]
         message = body.decode("utf-8", "replace").strip()
@@ -577,10 +585,28 @@ class TaruClient:
         except ValueError:
             raise ClientError(f"Taru's answer from {url} is not JSON") from None
 
-    async def _read(self, response: IResponse) -> bytes:
+    async def _read(self, response: IResponse, limit: int | None = None) -> bytes:
+        """
+        Read a response's body.
+
+        @param limit: how many bytes of it to read at most, dropping the
+            connection when there are more; all when L{None}.
+        """
         chunks: list[bytes] = []
-        await self.stream(response, chunks.append)
-        return b"".join(chunks)
+        size = 0
+
+        def take(chunk: bytes) -> None:
+            nonlocal size
+            chunks.append(chunk)
+            size += len(chunk)
+            if limit is not None and size >= limit:
+                raise _Enough()
+
+        try:
+            await self.stream(response, take)
+        except _Enough:
+            pass
+        return b"".join(chunks)[:limit]
 
     async def stream(
         self, response: IResponse, receive: Callable[[bytes], None]

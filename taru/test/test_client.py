@@ -839,6 +839,36 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(self.command("list"), EXIT_FAILURE)
         self.assertEqual(self.errors(), f"taru-cli: {BASE} answered 502 Bad Gateway\n")
 
+    def test_long_error(self) -> None:
+        """
+        Of a long error message, the start is shown; of a huge error body,
+        only the start is read.
+        """
+        self.taru.answer(
+            "GET",
+            "/api/v1/tasks",
+            code=400,
+            body=b"x" * 2000,
+            headers=PLAIN,
+        )
+        self.taru.answer(
+            "GET",
+            "/api/v1/task/t/output",
+            code=500,
+            body=b"y" * 100_000,
+            headers=PLAIN,
+            hold=True,
+        )
+
+        self.assertEqual(self.command("list"), EXIT_FAILURE)
+        self.assertEqual(self.command("output", "t"), EXIT_FAILURE)
+        self.assertEqual(
+            self.errors(),
+            "taru-cli: " + "x" * 500 + "...\n" + "taru-cli: " + "y" * 500 + "...\n",
+        )
+        self.flush()
+        self.assertEqual(self.taru.gone, self.taru.held)
+
     def test_proxy_authentication(self) -> None:
         """
         A proxy's own 401 page is met with advice on giving a name and
