@@ -40,8 +40,11 @@ from twisted.internet.error import (
 )
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.task import react
 from twisted.python.failure import Failure
 from twisted.web.client import (
+    Agent,
+    HTTPConnectionPool,
     ResponseDone,
     ResponseFailed,
     ResponseNeverReceived,
@@ -1365,8 +1368,10 @@ def _install_signal_handlers(reactor: Any, interruptions: Interruptions) -> None
 
 
 async def _react_main(reactor: Any, invocation: Invocation) -> NoReturn:
-    from twisted.web.client import Agent, HTTPConnectionPool
-
+    """
+    Carry out a command with the real reactor, standard output and error,
+    and end with its exit status.
+    """
     console = Console.standard()
     pool = HTTPConnectionPool(reactor, persistent=False)
     agent = Agent(reactor, connectTimeout=CONNECT_TIMEOUT, pool=pool)
@@ -1391,8 +1396,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
     @param argv: the arguments, without the program's name.
     """
-    from twisted.internet.task import react
-
     invocation = parse_invocation(sys.argv[1:] if argv is None else argv, os.environ)
     try:
         react(_react_main, [invocation])
