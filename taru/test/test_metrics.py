@@ -1,22 +1,28 @@
 """
 Tests for L{taru.metrics}: each metric, read back from the text Prometheus
-scrapes, with runs made by a fake runner and time kept by a L{Clock}.
+scrapes, with runs made by a fake runner and time kept by a L{Clock}; and
+the C{/metrics} and C{/health} routes that serve them.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from treq.testing import StubTreq
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from taru.api import TaruAPI, TaruRequest
 from taru.config import parse_config
 from taru.events import EventBroadcaster
 from taru.metrics import (
+    CONTENT_TYPE,
     DURATION_BUCKETS,
     FAILED,
     KILLED,
@@ -27,8 +33,10 @@ from taru.metrics import (
 )
 from taru.output import Follower, Output, Spool
 from taru.runners import ExitStatus
+from taru.service import TaruService
 from taru.tasks import IRunObserver, Run, Tasks
 from taru.test.fakes import FakeRunner, FakeRunningTask, result_now
+from taru.test.test_api import USERS_CONFIG, APITestCase
 
 CONFIG = """
 tasks:
@@ -464,3 +472,186 @@ class OtherMetricTests(SynchronousTestCase):
         self.clock.advance(12.5)
 
         self.assertEqual(self.metrics.uptime(), 12.5)
+
+
+class RouteTests(APITestCase):
+    """
+    Tests for C{GET /metrics} and C{GET /health}, with the API's tasks
+    observed by its metrics.
+    """
+
+    config_text = USERS_CONFIG
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.clock.advance(1_000_000)
+        self.metrics = Metrics(self.clock, self.events, runner="fake")
+        self.tasks = Tasks(
+            parse_config(self.config_text),
+            self.runner,
+            Spool(self.mktemp()),
+            self.events,
+            self.clock,
+            observers=[self.metrics],
+        )
+        self.api = TaruAPI(self.tasks, self.events, None, self.clock, self.metrics)
+        self.stub = StubTreq(self.api.app.resource())
+        self.stub._agent._serverFactory.requestFactory = TaruRequest
+
+    def test_metrics(self) -> None:
+        """
+        C{/metrics} answers with the text format, without a user though
+        users are configured, and is not cached.
+        """
+        self.assertEqual(self.post("/api/v1/task/echo", "operator").code, 200)
+        self.started().end(0)
+
+        response = self.get("/metrics")
+        body = self.body(response)
+
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.header(response, "content-type"), CONTENT_TYPE)
+        self.assertEqual(self.header(response, "cache-control"), "no-store")
+        self.assertEqual(
+            parse(body)[
+                ("taru_runs_total", (("outcome", "succeeded"), ("task", "echo")))
+            ],
+            1.0,
+        )
+
+    def test_head(self) -> None:
+        """
+        C{HEAD} works on both, without a body.
+        """
+        for path in ("/metrics", "/health"):
+            response = self.successResultOf(self.request("HEAD", path))
+            self.assertEqual((path, response.code), (path, 200))
+            self.assertEqual(self.body(response), b"")
+
+    def test_other_methods(self) -> None:
+        """
+        Both take only C{GET} (and C{HEAD}): a C{POST} gets 405 saying so.
+        """
+        for path in ("/metrics", "/health"):
+            response = self.post(path)
+            self.error_text(response, 405)
+            self.assertEqual(self.header(response, "allow"), "GET")
+
+    def test_health(self) -> None:
+        """
+        C{/health} answers, without a user, with Taru's runner, how many tasks
+        it has and how many run, and its uptime.
+        """
+        self.clock.advance(42.25)
+        self.assertEqual(self.post("/api/v1/task/echo", "operator").code, 200)
+
+        response = self.get("/health")
+        report = json.loads(self.body(response))
+
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.header(response, "content-type"), "application/json")
+        self.assertEqual(self.header(response, "cache-control"), "no-store")
+        self.assertEqual(
+            report,
+            {
+                "status": "ok",
+                "runner": "fake",
+                "tasks": 2,
+                "running": 1,
+                "uptime_seconds": 42.25,
+            },
+        )
+        self.started().end(0)
+
+    def test_followers_through_the_api(self) -> None:
+        """
+        A client following output counts as a follower while it follows,
+        and the bytes it received count as streamed.
+        """
+        response = self.post("/api/v1/task/echo/output", "operator")
+        chunks, ended = self.follow(response)
+        running = self.started()
+        running.write(b"some output\n")
+        self.stub.flush()
+        following = value(self.metrics, "taru_output_followers")
+        running.write(b"\xffmore")
+        running.end(0)
+        self.stub.flush()
+        self.successResultOf(ended)
+
+        samples = scrape(self.metrics)
+
+        self.assertEqual(following, 1.0)
+        self.assertEqual(samples[("taru_output_followers", ())], 0.0)
+        self.assertEqual(b"".join(chunks), b"some output\n\xffmore")
+        self.assertEqual(
+            samples[("taru_output_bytes_streamed_total", ())],
+            len(b"some output\n\xffmore"),
+        )
+
+    def test_own_metrics_by_default(self) -> None:
+        """
+        An API given no metrics serves metrics of its own.
+        """
+        api = TaruAPI(self.tasks, self.events, None, self.clock)
+
+        self.assertIn(b"taru_output_followers", api.metrics.exposition())
+        self.assertEqual(api.metrics.runner, "unknown")
+
+
+class ServiceTests(SynchronousTestCase):
+    """
+    The service's metrics observe its tasks, are served by its API, and
+    count its reloads.
+    """
+
+    def setUp(self) -> None:
+        self.config_path = self.mktemp()
+        with open(self.config_path, "w") as config_file:
+            config_file.write(CONFIG)
+        self.clock = Clock()
+        self.runner = FakeRunner()
+        self.taru = TaruService(
+            config_path=self.config_path,
+            config=parse_config(CONFIG),
+            runner=self.runner,
+            state_directory=self.mktemp(),
+            public=None,
+            endpoints=[],
+            reactor=self.clock,
+        )
+        self.addCleanup(self.taru.events.stop)
+
+    def test_wired(self) -> None:
+        """
+        Runs of the service's tasks are counted in the metrics its API
+        serves, which name its runner.
+        """
+        result_now(self.taru.tasks.start("backup", ("backup",), None))
+        self.runner.started[0].end(3)
+
+        self.assertIs(self.taru.api.metrics, self.taru.metrics)
+        self.assertEqual(self.taru.metrics.runner, "fake")
+        self.assertEqual(
+            value(
+                self.taru.metrics, "taru_runs_total", task="backup", outcome="failed"
+            ),
+            1.0,
+        )
+
+    def test_reloads(self) -> None:
+        """
+        A reload that puts a configuration in force counts as loaded, one
+        that keeps the old one as failed.
+        """
+        self.taru.reload()
+        os.remove(self.config_path)
+        self.taru.reload()
+        self.taru.reload()
+
+        self.assertEqual(
+            value(self.taru.metrics, "taru_config_reloads_total", result="loaded"), 1.0
+        )
+        self.assertEqual(
+            value(self.taru.metrics, "taru_config_reloads_total", result="failed"), 2.0
+        )
