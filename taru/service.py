@@ -43,6 +43,7 @@ from taru.channel import REQUEST_DEADLINE
 from taru.config import DEFAULT_TRUSTED_PROXIES, Config, ConfigError, load_config
 from taru.events import EventBroadcaster
 from taru.history import History
+from taru.metrics import Metrics
 from taru.output import Spool
 from taru.runners import (
     DirectRunner,
@@ -293,6 +294,7 @@ class TaruService(MultiService):
         self._runner = runner
         self._previous_sighup: Callable[..., Any] | int | None = None
         self.events = EventBroadcaster(reactor)
+        self.metrics = Metrics(reactor, self.events, runner.name)
         self.tasks = Tasks(
             config,
             runner,
@@ -300,8 +302,9 @@ class TaruService(MultiService):
             self.events,
             reactor,
             History(state_directory),
+            observers=[self.metrics],
         )
-        self.api = TaruAPI(self.tasks, self.events, public, reactor)
+        self.api = TaruAPI(self.tasks, self.events, public, reactor, self.metrics)
         self._site = self.api.site(request_timeout)
         self._endpoints: list[tuple[str, IStreamServerEndpoint]] = []
         for description in endpoints:
@@ -420,11 +423,13 @@ class TaruService(MultiService):
                 "configuration not reloaded, the old one stays in force: {error}",
                 error=str(error),
             )
+            self.metrics.config_reloaded(False)
             return False
         self.tasks.reconfigure(config)
         self.events.set_heartbeat(config.heartbeat)
         self._log_config(config)
         self.events.publish(None, "UpdateConfig")
+        self.metrics.config_reloaded(True)
         return True
 
     def stopService(self) -> Deferred[None]:
