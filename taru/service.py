@@ -95,6 +95,9 @@ def default_endpoint(environ: dict[str, str] | None = None) -> str:
     return f"systemd:domain={domain}:index=0"
 
 
+LOG_FORMATS = ("text", "json")
+
+
 def _positive_seconds(option: str, value: object) -> float:
     """
     Read a number of seconds given on the command line.
@@ -146,6 +149,13 @@ class Options(usage.Options):
             " $XDG_STATE_HOME/taru or ~/.local/state/taru).",
         ],
         [
+            "log-format",
+            None,
+            "text",
+            "How the taru command writes its log: text, or json (one JSON"
+            " object per line, with every event's fields).",
+        ],
+        [
             "request-timeout",
             None,
             REQUEST_DEADLINE,
@@ -178,6 +188,11 @@ class Options(usage.Options):
         if self["runner"] not in RUNNERS:
             raise usage.UsageError(
                 f"--runner must be one of {', '.join(RUNNERS)}, not {self['runner']!r}"
+            )
+        if self["log-format"] not in LOG_FORMATS:
+            raise usage.UsageError(
+                f"--log-format must be one of {', '.join(LOG_FORMATS)},"
+                f" not {self['log-format']!r}"
             )
         self["request-timeout"] = _positive_seconds(
             "request-timeout", self["request-timeout"]

@@ -27,9 +27,11 @@ HISTORY_CONFIG = """
       quiet:
         command: [echo, unkept]
         buffered: false
+      nap:
+        command: [sleep, "30"]
     users:
-      alice: {can_run: [say, quiet], can_view_status: [say, quiet],
-              can_view_output: [say, quiet]}
+      alice: {can_run: [say, quiet, nap], can_view_status: [say, quiet, nap],
+              can_view_output: [say, quiet, nap]}
       watcher: {can_run: [], can_view_status: [say], can_view_output: []}
 """
 
@@ -312,3 +314,49 @@ class TaskSettingsTests(TestCase):
         )
         self.assertLess(details["duration"], 5)
         self.assertTrue(re.search(r"ran past its timeout of 1\.0s", taru.log))
+
+
+class JSONLogTests(TestCase):
+    """
+    With C{--log-format json}, each log event is a JSON object per line,
+    with its fields.
+    """
+
+    async def test_audit_events(self) -> None:
+        """
+        The start, stop and end of a run are events whose fields say which
+        task and run, who, from where and with which arguments.
+        """
+        taru = await Taru(self, HISTORY_CONFIG, ["--log-format", "json"]).start()
+        client = http_client(self)
+        run = await say(client, taru, "logged", 4)
+        _, headers, _ = await call(client, "POST", taru.url("/api/v1/task/nap"))
+        nap = int(run_of(headers))
+        await call(
+            client,
+            "POST",
+            taru.url("/api/v1/task/nap/stop"),
+            forwarded_for="198.51.100.9",
+        )
+        await call(client, "GET", taru.url("/api/v1/task/nap/status"))
+
+        events = [json.loads(line) for line in taru.log.splitlines() if line]
+        fields = ("audit", "task", "run_id", "user", "address", "stopped_by")
+        audit = [
+            tuple(event.get(key) for key in fields)
+            for event in events
+            if "audit" in event
+        ]
+
+        self.assertEqual(
+            audit,
+            [
+                ("started", "say", run, "alice", "127.0.0.1", None),
+                ("ended", "say", run, "alice", None, None),
+                ("started", "nap", nap, "alice", "127.0.0.1", None),
+                ("stopped", "nap", nap, "alice", "198.51.100.9", None),
+                ("ended", "nap", nap, "alice", None, "alice"),
+            ],
+        )
+        [started] = [event for event in events if event.get("run_id") == run][:1]
+        self.assertEqual(started["arguments"], {"words": "logged", "code": "4"})
