@@ -351,6 +351,17 @@ class TaruService(MultiService):
                 else f"{len(config.users)} users"
             ),
         )
+        if self._runner.name != "systemd":
+            ignored = [
+                name for name, spec in config.tasks.items() if spec.systemd_properties
+            ]
+            if ignored:
+                self._log.warn(
+                    "the {runner} runner ignores the systemd_properties of"
+                    " {tasks}: they apply with --runner systemd only",
+                    runner=self._runner.name,
+                    tasks=", ".join(ignored),
+                )
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]  # not annotated
