@@ -13,6 +13,7 @@ setup(
     install_requires=[
         "attrs>=23.1",
         "klein>=23.5",
+        "prometheus-client>=0.20",
         "pyyaml>=6",
         "treq>=23.11",
         "twisted>=24.3",

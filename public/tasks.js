@@ -29,7 +29,7 @@ export function isDownload(task) {
 export function stateText(task) {
   if (task.state === "new") return "never run";
   if (task.state === "running") return "running";
-  if (task.exit_code === null) return "stopped";
+  if (task.exit_code === null) return task.timed_out ? "timed out" : "stopped";
   if (task.exit_code === 0) return "exit code 0";
   return `failed: exit code ${task.exit_code}`;
 }
@@ -320,14 +320,15 @@ export class TaskList {
     }
     const entry = this.entries.get(name);
     if (entry && event === "Started") {
-      entry.task = { ...entry.task, state: "running", exit_code: null, duration: 0, started_at: new Date().toISOString() };
+      entry.task = { ...entry.task, state: "running", exit_code: null, timed_out: false, duration: 0, started_at: new Date().toISOString() };
       entry.receivedAt = performance.now();
       this.update(entry);
     } else if (entry && event && typeof event === "object" && "ExitStatus" in event) {
       const ran = this.elapsed(name);
       entry.task = { ...entry.task, state: "finished", exit_code: event.ExitStatus, duration: ran };
       this.update(entry);
-      if (this.feedsAnEnum(name)) this.refresh();
+      // Whether a run without an exit code timed out is in the list only.
+      if (this.feedsAnEnum(name) || event.ExitStatus === null) this.refresh();
     }
   }
 

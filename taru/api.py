@@ -36,6 +36,8 @@ from taru.channel import REQUEST_DEADLINE, TaruChannel
 from taru.config import ArgumentSpec, TaskSpec
 from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
 from taru.history import RunRecord
+from taru.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from taru.metrics import Metrics
 from taru.output import STALL_SECONDS, Follower, FollowerStalled, Output
 from taru.permissions import (
     Access,
@@ -465,17 +467,24 @@ class TaruAPI:
         events: EventBroadcaster,
         public: str | None,
         clock: IReactorTime,
+        metrics: Metrics | None = None,
     ) -> None:
         """
         @param tasks: the tasks to expose.
         @param events: the broadcaster behind C{/events}.
         @param public: the folder served under C{/}, or L{None}.
         @param clock: times clients that stop reading output.
+        @param metrics: told of the clients that follow output, and served
+            at C{/metrics}; it should observe C{tasks}' runs. Without one the
+            API keeps its own, which sees no runs and names no runner.
         """
         self.clock = clock
         self.tasks = tasks
         self.events = events
         self.public = public
+        if metrics is None:
+            metrics = Metrics(clock, events, runner="unknown")
+        self.metrics = metrics
         # The task list as last answered to each user, while no task runs
         # and nothing changed (see L{Tasks.version}).
         self._listings: dict[tuple[bytes, ...] | None, bytes] = {}
@@ -862,6 +871,7 @@ class TaruAPI:
         self._log.info(
             "client {peer} follows the output of {task}", peer=peer, task=spec.name
         )
+        self.metrics.follower_joined(follower)
         try:
             follower.resumeProducing()
             await follower.done
@@ -875,6 +885,7 @@ class TaruAPI:
             _abort(request)
         finally:
             follower.stop()
+            self.metrics.follower_left(follower)
             request.unregisterProducer()
             self._log.info(
                 "client {peer} left the output of {task}", peer=peer, task=spec.name
@@ -943,6 +954,36 @@ class TaruAPI:
             subscriber.stopProducing()
             request.unregisterProducer()
             self._log.info("client {peer} unsubscribed from events", peer=peer)
+
+    @app.route("/metrics", methods=["GET"])
+    def metrics_page(self, request: Request) -> bytes:
+        """
+        Taru's metrics, for Prometheus. No user is asked for: scrapers send
+        none, and the proxy in front of Taru keeps this page from the
+        outside.
+        """
+        request.setHeader(b"content-type", METRICS_CONTENT_TYPE.encode("ascii"))
+        request.setHeader(b"cache-control", b"no-store")
+        return self.metrics.exposition()
+
+    @app.route("/health", methods=["GET"])
+    def health(self, request: Request) -> bytes:
+        """
+        Whether Taru answers, with its runner, how many tasks it has, how
+        many run, and how long it has been up. No user is asked for: load
+        balancers send none.
+        """
+        states = self.tasks.all().values()
+        report = {
+            "status": "ok",
+            "runner": self.metrics.runner,
+            "tasks": len(states),
+            "running": sum(1 for state in states if state.current is not None),
+            "uptime_seconds": round(self.metrics.uptime(), 3),
+        }
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps(report).encode("utf-8")
 
     @app.route("/", branch=True)
     def web_interface(self, request: Request) -> Resource:

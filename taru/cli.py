@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import sys
 
-from twisted.logger import globalLogBeginner, textFileLogObserver
+from twisted.logger import (
+    FileLogObserver,
+    globalLogBeginner,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
 from twisted.python import usage
 
 from taru.service import Options, make_service
@@ -30,7 +35,12 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet import reactor
 
     service = make_service(options, reactor)
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    observer: FileLogObserver
+    if options["log-format"] == "json":
+        observer = jsonFileLogObserver(sys.stdout, recordSeparator="")
+    else:
+        observer = textFileLogObserver(sys.stdout)
+    globalLogBeginner.beginLoggingTo([observer])
     reactor.callWhenRunning(service.startService)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()

@@ -257,6 +257,7 @@ class Follower:
 
     @ivar done: fires when the follower has written the whole output, or
         stopped; with a L{FollowerStalled} failure when it was dropped.
+    @ivar offset: the next byte to write.
     """
 
     def __init__(
@@ -277,12 +278,21 @@ class Follower:
         self._consumer = consumer
         self._clock = clock
         self.offset = offset
+        self._first = offset
         self.end = end
         self.done: Deferred[None] = Deferred()
         self._paused = paused
         self._pumping = False
         self._stopped = False
         self._stall: IDelayedCall | None = None
+
+    @property
+    def written(self) -> int:
+        """
+        How many bytes this follower has written to its consumer: each write
+        moves its offset on by as many, so counting costs nothing per chunk.
+        """
+        return self.offset - self._first
 
     def pauseProducing(self) -> None:
         self._paused = True

@@ -43,6 +43,7 @@ from taru.channel import REQUEST_DEADLINE
 from taru.config import DEFAULT_TRUSTED_PROXIES, Config, ConfigError, load_config
 from taru.events import EventBroadcaster
 from taru.history import History
+from taru.metrics import Metrics
 from taru.output import Spool
 from taru.runners import (
     DirectRunner,
@@ -92,6 +93,9 @@ def default_endpoint(environ: dict[str, str] | None = None) -> str:
         first.detach()
     domain = {socket.AF_INET6: "INET6", socket.AF_UNIX: "UNIX"}.get(family, "INET")
     return f"systemd:domain={domain}:index=0"
+
+
+LOG_FORMATS = ("text", "json")
 
 
 def _positive_seconds(option: str, value: object) -> float:
@@ -145,6 +149,13 @@ class Options(usage.Options):
             " $XDG_STATE_HOME/taru or ~/.local/state/taru).",
         ],
         [
+            "log-format",
+            None,
+            "text",
+            "How the taru command writes its log: text, or json (one JSON"
+            " object per line, with every event's fields).",
+        ],
+        [
             "request-timeout",
             None,
             REQUEST_DEADLINE,
@@ -177,6 +188,11 @@ class Options(usage.Options):
         if self["runner"] not in RUNNERS:
             raise usage.UsageError(
                 f"--runner must be one of {', '.join(RUNNERS)}, not {self['runner']!r}"
+            )
+        if self["log-format"] not in LOG_FORMATS:
+            raise usage.UsageError(
+                f"--log-format must be one of {', '.join(LOG_FORMATS)},"
+                f" not {self['log-format']!r}"
             )
         self["request-timeout"] = _positive_seconds(
             "request-timeout", self["request-timeout"]
@@ -293,6 +309,7 @@ class TaruService(MultiService):
         self._runner = runner
         self._previous_sighup: Callable[..., Any] | int | None = None
         self.events = EventBroadcaster(reactor)
+        self.metrics = Metrics(reactor, self.events, runner.name)
         self.tasks = Tasks(
             config,
             runner,
@@ -300,8 +317,9 @@ class TaruService(MultiService):
             self.events,
             reactor,
             History(state_directory),
+            observers=[self.metrics],
         )
-        self.api = TaruAPI(self.tasks, self.events, public, reactor)
+        self.api = TaruAPI(self.tasks, self.events, public, reactor, self.metrics)
         self._site = self.api.site(request_timeout)
         self._endpoints: list[tuple[str, IStreamServerEndpoint]] = []
         for description in endpoints:
@@ -333,6 +351,17 @@ class TaruService(MultiService):
                 else f"{len(config.users)} users"
             ),
         )
+        if self._runner.name != "systemd":
+            ignored = [
+                name for name, spec in config.tasks.items() if spec.systemd_properties
+            ]
+            if ignored:
+                self._log.warn(
+                    "the {runner} runner ignores the systemd_properties of"
+                    " {tasks}: they apply with --runner systemd only",
+                    runner=self._runner.name,
+                    tasks=", ".join(ignored),
+                )
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]  # not annotated
@@ -420,11 +449,13 @@ class TaruService(MultiService):
                 "configuration not reloaded, the old one stays in force: {error}",
                 error=str(error),
             )
+            self.metrics.config_reloaded(False)
             return False
         self.tasks.reconfigure(config)
         self.events.set_heartbeat(config.heartbeat)
         self._log_config(config)
         self.events.publish(None, "UpdateConfig")
+        self.metrics.config_reloaded(True)
         return True
 
     def stopService(self) -> Deferred[None]:

@@ -677,6 +677,7 @@ class Tasks:
             exit_code=status.exit_code,
             signal=status.signal,
             duration=self._clock.seconds() - run.started_at,
+            user=run.user,
             timed_out=run.timed_out,
             stopped_by=run.stopped_by,
             audit="ended",

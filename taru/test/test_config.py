@@ -2,6 +2,7 @@
 Tests for L{taru.config}.
 """
 
+import os
 from textwrap import dedent
 
 from hypothesis import given
@@ -10,6 +11,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from taru.config import (
+    DEFAULT_HISTORY,
     ArgumentSpec,
     Config,
     ConfigError,
@@ -1733,4 +1735,106 @@ class LoadConfigTests(SynchronousTestCase):
 
         self.assertEqual(
             str(error), f"{path.path}: is empty; it needs at least a 'tasks' section"
+        )
+
+
+class TaskSettingsTests(ConfigTestCase):
+    """
+    A task's history, timeout, working directory, environment and systemd
+    properties.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        Without them, a task keeps the default number of runs, has no timeout,
+        runs in Taru's folder, with no more variables and no properties.
+        """
+        spec = parse("tasks: {t: {command: ['true']}}").tasks["t"]
+
+        self.assertEqual(
+            (
+                spec.history,
+                spec.timeout,
+                spec.working_directory,
+                spec.environment,
+                spec.systemd_properties,
+            ),
+            (DEFAULT_HISTORY, None, None, (), ()),
+        )
+
+    def test_given(self) -> None:
+        """
+        Each setting is read as given; numbers and booleans become the text a
+        program is given, numbers as written.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        spec = parse(
+            f"""
+            history: 5
+            tasks:
+              t:
+                command: ['true']
+                history: 3
+                timeout: 1.5
+                working_directory: {directory}
+                environment: {{GREETING: hi, COUNT: 010, DEBUG: true}}
+                systemd_properties: {{MemoryMax: 64M, CPUQuota: 50%, PrivateTmp: yes}}
+              u:
+                command: ['true']
+            """
+        )
+
+        t = spec.tasks["t"]
+        self.assertEqual((t.history, spec.tasks["u"].history), (3, 5))
+        self.assertEqual((t.timeout, t.working_directory), (1.5, directory))
+        self.assertEqual(
+            t.environment, (("GREETING", "hi"), ("COUNT", "010"), ("DEBUG", "yes"))
+        )
+        self.assertEqual(
+            t.systemd_properties,
+            (("MemoryMax", "64M"), ("CPUQuota", "50%"), ("PrivateTmp", "yes")),
+        )
+
+    def test_bad_settings(self) -> None:
+        """
+        Each setting's wrong values are refused with a message naming it.
+        """
+        cases = {
+            "history: 0": "history: must be a number of runs from 1 to 10000",
+            "history: lots": "history: must be a number of runs, not a string ('lots')",
+            "timeout: 0": "timeout: must be more than 0 and at most 31536000"
+            " seconds (a year)",
+            "timeout: soon": "timeout: must be a number of seconds, not a string"
+            " ('soon')",
+            "working_directory: relative/path": "working_directory: must be an"
+            " absolute path, not 'relative/path'",
+            "working_directory: /no/such/folder/here": "working_directory:"
+            " '/no/such/folder/here' is not a folder",
+            "environment: {1BAD: x}": "environment.1BAD: is not a valid variable"
+            " name (letters, digits and _)",
+            "environment: {TARU_USER: x}": "environment.TARU_USER: is set by Taru"
+            " itself, for every run",
+            "environment: {A: [1]}": "environment.A: must be a string, number or"
+            " boolean, not a list",
+            "systemd_properties: {memoryMax: 1}": "systemd_properties.memoryMax: is"
+            " not a systemd property name, such as MemoryMax or CPUQuota",
+            "systemd_properties: {ExecStart: /bin/sh}": "systemd_properties."
+            "ExecStart: is set by Taru itself, or would change how it runs and"
+            " stops the task (use working_directory and environment for those)",
+            'systemd_properties: {Description: "a\\nb"}': "systemd_properties."
+            "Description: must not contain CR, LF or NUL characters",
+        }
+        for setting, message in cases.items():
+            self.assert_config_error(
+                f"tasks: {{t: {{command: ['true'], {setting}}}}}", f"tasks.t.{message}"
+            )
+
+    def test_bad_top_level_history(self) -> None:
+        """
+        The top-level history is checked too.
+        """
+        self.assert_config_error(
+            "history: 100001\ntasks: {t: {command: ['true']}}",
+            "history: must be a number of runs from 1 to 10000",
         )

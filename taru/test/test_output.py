@@ -414,6 +414,29 @@ class FollowerWorkTests(SynchronousTestCase):
         self.assertEqual(consumer.value(), b"2345")
         self.successResultOf(follower.done)
 
+    def test_written(self) -> None:
+        """
+        A follower counts the bytes it has written to its consumer, whether
+        they arrived while it was caught up or were read back, and from
+        where it began, not from the output's start.
+        """
+        output = Output(MemoryStore(), kept=True)
+        output.append(b"before")
+        consumer = StringTransport()
+        follower = output.follow(consumer, True, offset=2)
+        consumer.registerProducer(follower, True)
+        follower.pump()
+        output.append(b" live")
+        follower.pauseProducing()
+        output.append(b" missed")
+
+        written_while_paused = follower.written
+        follower.resumeProducing()
+
+        self.assertEqual(written_while_paused, len(b"fore live"))
+        self.assertEqual(follower.written, len(consumer.value()))
+        self.assertEqual(consumer.value(), b"fore live missed")
+
 
 class UnbufferedOutputTests(SynchronousTestCase):
     """

@@ -5,6 +5,7 @@ Tests for L{taru.permissions}.
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.interfaces import IAddress
 from twisted.trial.unittest import SynchronousTestCase
 
 from taru.config import (
@@ -21,6 +22,7 @@ from taru.permissions import (
     UntrustedPeer,
     access_for,
     check_peer,
+    client_address,
 )
 
 TASKS = {
@@ -333,3 +335,60 @@ class PeerTests(SynchronousTestCase):
         Without users, X-User means nothing and every peer is served.
         """
         check_peer(parse_config("tasks: {}"), IPv4Address("TCP", "192.0.2.7", 1))
+
+
+class ClientAddressTests(SynchronousTestCase):
+    """
+    L{client_address} believes C{X-Forwarded-For} only from trusted proxies.
+    """
+
+    config = parse_config(
+        "tasks: {t: {command: ['true']}}\ntrusted_proxies: [127.0.0.1, 10.0.0.0/8]"
+    )
+
+    def address(self, peer: IAddress, *forwarded: bytes) -> str:
+        return client_address(self.config, peer, list(forwarded) or None)
+
+    def test_direct_client(self) -> None:
+        """
+        Without C{X-Forwarded-For}, the peer is the client.
+        """
+        self.assertEqual(self.address(IPv4Address("TCP", "192.0.2.1", 1)), "192.0.2.1")
+        self.assertEqual(self.address(IPv4Address("TCP", "127.0.0.1", 1)), "127.0.0.1")
+        self.assertEqual(self.address(UNIXAddress(b"/run/taru.sock")), "unix")
+
+    def test_untrusted_peer_not_believed(self) -> None:
+        """
+        An untrusted peer's C{X-Forwarded-For} is ignored.
+        """
+        self.assertEqual(
+            self.address(IPv4Address("TCP", "192.0.2.1", 1), b"198.51.100.1"),
+            "192.0.2.1",
+        )
+
+    def test_through_trusted_proxies(self) -> None:
+        """
+        Through trusted proxies, the client is the last address that is not a
+        trusted proxy; what a client said of itself before that is ignored.
+        """
+        peer = IPv4Address("TCP", "127.0.0.1", 1)
+        self.assertEqual(self.address(peer, b"198.51.100.1"), "198.51.100.1")
+        self.assertEqual(
+            self.address(peer, b"203.0.113.9, 198.51.100.1, 10.1.2.3"),
+            "198.51.100.1",
+        )
+        self.assertEqual(
+            self.address(peer, b"203.0.113.9", b"198.51.100.1"), "198.51.100.1"
+        )
+        self.assertEqual(
+            self.address(UNIXAddress(b"/run/taru.sock"), b"198.51.100.1"),
+            "198.51.100.1",
+        )
+
+    def test_garbage_stops_the_walk(self) -> None:
+        """
+        A hop that is not an address ends the walk at the last one believed.
+        """
+        peer = IPv4Address("TCP", "127.0.0.1", 1)
+        self.assertEqual(self.address(peer, b"198.51.100.1, nonsense"), "127.0.0.1")
+        self.assertEqual(self.address(peer, b"nonsense, 10.0.0.1"), "10.0.0.1")

@@ -516,7 +516,7 @@ class MakeServiceTests(SynchronousTestCase):
             if event["log_level"] == LogLevel.warn
         ]
 
-    def test_usersreaches_beyond_loopback_warned(self) -> None:
+    def test_users_reaching_beyond_loopback_warned(self) -> None:
         """
         With users configured, listening beyond this machine without a
         trusted proxy configured is warned about: nobody from elsewhere
@@ -534,7 +534,34 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIn("trusted_proxies", warned[0])
         self.assertEqual((proxied, no_users), ([], []))
 
-    def testreaches_beyond_loopback(self) -> None:
+    def test_ignored_properties_warned(self) -> None:
+        """
+        The direct runner says at start-up which tasks' systemd properties it
+        ignores.
+        """
+        config = CONFIG + (
+            "  limited:\n"
+            "    command: ['true']\n"
+            "    systemd_properties: {MemoryMax: 1G}\n"
+        )
+
+        with capturedLogs() as events:
+            make_service(self.options("tcp:0", config=config), MemoryReactorClock())
+
+        warned = [
+            formatEvent(event)
+            for event in events
+            if event["log_level"] == LogLevel.warn
+        ]
+        self.assertEqual(
+            warned,
+            [
+                "the direct runner ignores the systemd_properties of limited:"
+                " they apply with --runner systemd only"
+            ],
+        )
+
+    def test_reaches_beyond_loopback(self) -> None:
         """
         Wildcard and other addresses reach beyond this machine; loopback
         addresses and unix sockets do not.

@@ -270,7 +270,10 @@ class SystemdRunnerTests(SynchronousTestCase):
         self.status = files + ".status"
 
     def start(
-        self, state: bytes = b"inactive\n"
+        self,
+        state: bytes = b"inactive\n",
+        working_directory: str | None = None,
+        properties: tuple[tuple[str, str], ...] = (),
     ) -> tuple[Deferred[IRunningTask], SpawnedProcess]:
         """
         Start the task; systemd first says the unit is in C{state}.
@@ -281,6 +284,8 @@ class SystemdRunnerTests(SynchronousTestCase):
                 ("sh", "-c", "echo $HOME"),
                 {"PATH": "/bin", "TARU_TASK": "db/dump-all"},
                 self.output,
+                working_directory,
+                properties,
             )
         )
         self.answer_state(state)
@@ -313,6 +318,28 @@ class SystemdRunnerTests(SynchronousTestCase):
         self.assertTrue(verifyObject(IRunner, self.runner))
         self.assertTrue(verifyObject(IRunningTask, run))
         self.assertEqual(self.runner.name, "systemd")
+
+    def test_working_directory_and_properties(self) -> None:
+        """
+        A task's working directory and unit properties are given to
+        C{systemd-run}, the properties after Taru's own, in order.
+        """
+        self.start(
+            working_directory="/srv/app",
+            properties=(("MemoryMax", "64M"), ("CPUQuota", "50%")),
+        )
+
+        [_, spawned] = self.reactor.spawned
+        self.assertIn("--working-directory=/srv/app", spawned.args)
+        stop_post = next(
+            index
+            for index, word in enumerate(spawned.args)
+            if word.startswith("--property=ExecStopPost=")
+        )
+        self.assertEqual(
+            spawned.args[stop_post + 1 : stop_post + 3],
+            ["--property=MemoryMax=64M", "--property=CPUQuota=50%"],
+        )
 
     def test_command(self) -> None:
         """

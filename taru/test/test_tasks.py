@@ -84,7 +84,6 @@ class TasksTestCase(SynchronousTestCase):
         self.clock = Clock()
         self.spool = Spool(self.mktemp())
         self.history = History(self.mktemp())
-        self.addCleanup(self.history.close)
         self.tasks = Tasks(
             config_of(task_spec("hosts"), task_spec("ping"), task_spec("dump", False)),
             self.runner,
@@ -111,6 +110,23 @@ class TasksTestCase(SynchronousTestCase):
         No test leaves a call on the clock.
         """
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def successor(self, history: History | None = None) -> Tasks:
+        """
+        The tasks of a Taru started after this one, on the same spool and, unless
+        another is given, the same history.
+        """
+        tasks = Tasks(
+            self.tasks.config,
+            FakeRunner(),
+            self.spool,
+            self.events,
+            self.clock,
+            history or self.history,
+        )
+        result_now(tasks.recover())
+        self.addCleanup(discard_all, tasks)
+        return tasks
 
     def start(self, name: str = "ping") -> FakeRunningTask:
         """
@@ -401,23 +417,6 @@ class LastRunTests(TasksTestCase):
     A buffered task's last run is kept on disk, output and record, and taken
     up again by the next Taru.
     """
-
-    def successor(self, history: History | None = None) -> Tasks:
-        """
-        The tasks of a Taru started after this one, on the same spool and, unless
-        another is given, the same history.
-        """
-        tasks = Tasks(
-            self.tasks.config,
-            FakeRunner(),
-            self.spool,
-            self.events,
-            self.clock,
-            history or self.history,
-        )
-        result_now(tasks.recover())
-        self.addCleanup(discard_all, tasks)
-        return tasks
 
     def test_taken_up_after_restart(self) -> None:
         """
@@ -1173,3 +1172,237 @@ class ReconfigureTests(TasksTestCase):
         self.tasks.reconfigure(config)
 
         self.assertIs(self.tasks.config, config)
+
+
+class RunHistoryTests(TasksTestCase):
+    """
+    Every run is recorded in the history: who started it, from where, with
+    which arguments, and how it ended.
+    """
+
+    def test_recorded(self) -> None:
+        """
+        A run's record holds its user, address, arguments and command, and
+        once it ended its status and output size; its number is the run's.
+        """
+        run = result_now(
+            self.tasks.start("ping", ARGV, "alice", None, {"host": "h"}, "192.0.2.1")
+        )
+        self.clock.advance(2)
+        self.runner.started[-1].write(b"out\n")
+        self.runner.started[-1].end(4)
+
+        [record] = self.history.runs("ping")
+
+        self.assertEqual(record.run_id, run.run_id)
+        self.assertEqual(
+            (record.user, record.address, record.arguments, record.argv),
+            ("alice", "192.0.2.1", {"host": "h"}, ARGV),
+        )
+        self.assertEqual(
+            (record.ended_at, record.status, record.output_size, record.output_kept),
+            (2.0, ExitStatus(4, None), 4, True),
+        )
+
+    def test_failed_start_not_recorded(self) -> None:
+        """
+        A run the runner could not start leaves no record.
+        """
+        self.runner.refusal = RunnerError("no such program")
+
+        self.assertRaises(
+            RunnerError, result_now, self.tasks.start("ping", ARGV, "alice")
+        )
+
+        self.assertEqual(self.history.runs("ping"), [])
+
+    def test_stopped_by(self) -> None:
+        """
+        Who asked for the stop is recorded.
+        """
+        running = self.start()
+        self.tasks.stop("ping", "bob", "192.0.2.2")
+        running.end(None, signal.SIGTERM)
+
+        [record] = self.history.runs("ping")
+
+        self.assertEqual(
+            (record.stopped_by, record.status), ("bob", ExitStatus(None, 15))
+        )
+
+    def test_last_runs_kept(self) -> None:
+        """
+        Only the task's configured number of latest runs stay in the history.
+        """
+        spec = TaskSpec(name="ping", command=ARGV, history=2)
+        self.tasks.reconfigure(config_of(spec))
+        run_ids = []
+        for _ in range(4):
+            running = self.start()
+            running.end(0)
+            last = self.tasks.get("ping").last
+            assert last is not None
+            run_ids.append(last.run_id)
+
+        self.assertEqual(
+            [record.run_id for record in self.history.runs("ping")],
+            [run_ids[3], run_ids[2]],
+        )
+
+    def test_numbers_go_on_after_restart(self) -> None:
+        """
+        A later Taru on the same history numbers its runs after the earlier
+        one's.
+        """
+        self.start().end(0)
+        earlier = self.tasks.get("ping").last
+        assert earlier is not None
+
+        later = self.successor()
+        result_now(later.start("hosts", ARGV, "alice"))
+
+        later_run = later.get("hosts").current
+        assert later_run is not None
+        self.assertGreater(later_run.run_id, earlier.run_id)
+        later_run.process.end(0)  # type: ignore[union-attr]
+
+    def test_lost_run_closed_at_restart(self) -> None:
+        """
+        A run an earlier Taru saw start but not end, and that runs no more, is
+        closed at start-up with its end unknown.
+        """
+        self.start("dump")
+        lost = self.history.unfinished()
+
+        self.successor()
+
+        [record] = self.history.runs("dump")
+        self.assertEqual(len(lost), 1)
+        self.assertIsNotNone(record.ended_at)
+        self.assertIsNone(record.status)
+        self.runner.started[-1].end(0)
+
+    def test_adopted_run_keeps_its_record(self) -> None:
+        """
+        A run found still running after a restart goes on under its record:
+        the same number, user and arguments, ended when it ends.
+        """
+        result_now(self.tasks.start("ping", ARGV, "alice", None, {"host": "h"}))
+        run_id = self.runner.started[-1]
+        started = self.tasks.get("ping").current
+        assert started is not None
+        runner = FakeRunner()
+        runner.already_running = ["ping"]
+        later = Tasks(
+            self.tasks.config,
+            runner,
+            self.spool,
+            self.events,
+            self.clock,
+            self.history,
+        )
+
+        result_now(later.recover())
+        adopted = later.get("ping").current
+        assert adopted is not None
+        runner.adopted[0][2].end(0)
+        run_id.end(0)
+
+        self.assertEqual(
+            (adopted.run_id, adopted.user, adopted.arguments),
+            (started.run_id, "alice", {"host": "h"}),
+        )
+        [record] = self.history.runs("ping")
+        self.assertEqual(record.status, ExitStatus(0, None))
+        later_last = later.get("ping").last
+        assert later_last is not None
+        later_last.output.release()
+
+
+class TaskSettingsTests(TasksTestCase):
+    """
+    A task's timeout, working directory, environment and unit properties.
+    """
+
+    def configure(self, **settings: object) -> None:
+        spec = TaskSpec(name="ping", command=ARGV, **settings)  # type: ignore[arg-type]
+        self.tasks.reconfigure(config_of(spec))
+
+    def test_timeout_stops_the_run(self) -> None:
+        """
+        A run still going when its timeout passes is stopped, and is marked
+        as timed out in its state and record.
+        """
+        self.configure(timeout=5.0)
+        running = self.start()
+
+        self.clock.advance(4.9)
+        self.assertEqual(running.stop_count, 0)
+        self.clock.advance(0.1)
+        self.assertEqual(running.stop_count, 1)
+        running.end(None, signal.SIGTERM)
+
+        last = self.tasks.get("ping").last
+        assert last is not None
+        [record] = self.history.runs("ping")
+        self.assertEqual((last.timed_out, last.stopped_by), (True, "timeout"))
+        self.assertEqual((record.timed_out, record.stopped_by), (True, "timeout"))
+
+    def test_timeout_cancelled_by_the_end(self) -> None:
+        """
+        A run that ends in time leaves nothing on the clock, and is not timed
+        out.
+        """
+        self.configure(timeout=5.0)
+        running = self.start()
+        self.clock.advance(1)
+        running.end(0)
+
+        last = self.tasks.get("ping").last
+        assert last is not None
+        self.assertFalse(last.timed_out)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_environment(self) -> None:
+        """
+        The run's environment holds the task's variables, the run's number and
+        the user who started it.
+        """
+        self.configure(environment=(("GREETING", "hi"), ("PATH", "/opt/bin")))
+
+        self.start()
+
+        environment = self.runner.calls[-1].environment
+        run = self.tasks.get("ping").current
+        assert run is not None
+        self.assertEqual(
+            {key: environment[key] for key in ("GREETING", "PATH", "TARU_USER")},
+            {"GREETING": "hi", "PATH": "/opt/bin", "TARU_USER": "alice"},
+        )
+        self.assertEqual(environment["TARU_RUN_ID"], str(run.run_id))
+        self.runner.started[-1].end(0)
+
+    def test_no_user_no_variable(self) -> None:
+        """
+        Without a user, C{TARU_USER} is not set.
+        """
+        result_now(self.tasks.start("ping", ARGV, None))
+
+        self.assertNotIn("TARU_USER", self.runner.calls[-1].environment)
+        self.runner.started[-1].end(0)
+
+    def test_working_directory_and_properties(self) -> None:
+        """
+        The working directory and unit properties go to the runner.
+        """
+        self.configure(
+            working_directory="/tmp", systemd_properties=(("MemoryMax", "64M"),)
+        )
+
+        self.start()
+
+        call = self.runner.calls[-1]
+        self.assertEqual(
+            (call.working_directory, call.properties), ("/tmp", (("MemoryMax", "64M"),))
+        )
+        self.runner.started[-1].end(0)

@@ -1,7 +1,8 @@
 """
 Taru behind a real nginx, configured as C{doc/nginx.conf} recommends: nginx
 authenticates with HTTP basic auth and passes the user in C{X-User}; output
-and events stream through it live.
+and events stream through it live; the metrics stay inside, and health
+answers without a login.
 
 Debian's nginx package is needed (C{make test} installs it); without it
 these tests fail, they are not skipped.
@@ -10,6 +11,7 @@ these tests fail, they are not skipped.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -239,3 +241,43 @@ class ProxyTests(TestCase):
 
         self.assertEqual(message, ["slow", "Started"])
         self.assertLess(now() - started, 1.5)
+
+    async def test_metrics_refused(self) -> None:
+        """
+        nginx refuses C{/metrics} to everyone, logged in or not, however the
+        address is spelled, though Taru itself serves it.
+        """
+        taru, base = await self.start()
+        client = http_client(self)
+        spellings = ["/metrics", "/metrics?name=x", "/%6Detrics", "//metrics"]
+
+        direct = [
+            (await client.get(taru.url(path))).code
+            for path in ("/metrics", "/%6Detrics")
+        ]
+        proxied = [
+            (await client.get(base + path, headers=headers)).code
+            for path in spellings
+            for headers in (basic("alice", "wonderland"), basic("root", "toor"), None)
+        ]
+        head = await client.head(base + "/metrics", headers=basic("root", "toor"))
+
+        self.assertEqual(direct, [200, 200])
+        self.assertEqual(proxied, [403] * 3 * len(spellings))
+        self.assertEqual(head.code, 403)
+
+    async def test_health_answers(self) -> None:
+        """
+        C{/health} answers through nginx without a login, as a load balancer
+        asks.
+        """
+        _, base = await self.start()
+        client = http_client(self)
+
+        response = await client.get(base + "/health")
+        report = json.loads(await response.content())
+
+        self.assertEqual(response.code, 200)
+        self.assertEqual(
+            (report["status"], report["tasks"], report["running"]), ("ok", 2, 0)
+        )

@@ -15,6 +15,7 @@ import time
 
 from twisted.trial.unittest import TestCase
 
+from taru.systemd import unit_name
 from taru.test.integration.harness import (
     Taru,
     command_lines,
@@ -49,6 +50,19 @@ tasks:
   echo:
     command: [printf, '%s', $text]
     arguments: [{{name: text, datatype: String}}]
+  hungry:
+    command: [python3, -c, 'b = bytearray(300 * 1024 * 1024); print("allocated")']
+    systemd_properties: {{LimitAS: 150M, MemoryMax: 150M}}
+  roomy:
+    command: [python3, -c, 'b = bytearray(300 * 1024 * 1024); print("allocated")']
+    systemd_properties: {{LimitAS: 2G, MemoryMax: 2G}}
+  limited:
+    command: [sleep, "30"]
+    systemd_properties: {{MemoryMax: 50M, CPUQuota: 20%, LimitNOFILE: 64}}
+  placed:
+    command: [sh, -c, 'pwd; echo "$GREETING|$TARU_USER"']
+    working_directory: /usr
+    environment: {{GREETING: hi}}
   ticking:
     command:
     - sh
@@ -219,6 +233,59 @@ class SystemdRunnerTests(TestCase):
 
         self.assertEqual(sorted(code for code, _ in answers), [200, 405])
         self.assertEqual(states, [("running", None), ("running", None)])
+
+    async def test_memory_limit_enforced(self) -> None:
+        """
+        A task whose memory limit (C{LimitAS}, which systemd sets for the
+        unit's processes) is below what it takes fails to get the memory; the
+        same program with room enough runs to its end.
+        """
+        taru = await Taru(self, config()).start()
+        client = http_client(self)
+
+        starved = await request(client, "POST", taru.url("/api/v1/task/hungry/output"))
+        starved_state = await task_state(client, taru, "hungry")
+        fed = await request(client, "POST", taru.url("/api/v1/task/roomy/output"))
+        fed_state = await task_state(client, taru, "roomy")
+
+        self.assertIn("MemoryError", starved[1])
+        self.assertNotIn("allocated", starved[1])
+        self.assertEqual(starved_state, ("finished", 1))
+        self.assertEqual((fed, fed_state), ((200, "allocated\n"), ("finished", 0)))
+
+    async def test_properties_reach_the_unit(self) -> None:
+        """
+        A task's unit properties are the unit's, as systemd reports them.
+        """
+        taru = await Taru(self, config()).start()
+        client = http_client(self)
+        await request(client, "POST", taru.url("/api/v1/task/limited"))
+        self.addCleanup(client.post, taru.url("/api/v1/task/limited/stop"))
+
+        shown = systemd_sandbox().run(
+            "systemctl",
+            "--user",
+            "show",
+            unit_name("limited"),
+            "--property=MemoryMax,CPUQuotaPerSecUSec,LimitNOFILE",
+        )
+
+        self.assertEqual(
+            sorted(shown.stdout.split()),
+            ["CPUQuotaPerSecUSec=200ms", "LimitNOFILE=64", "MemoryMax=52428800"],
+            shown.stderr,
+        )
+
+    async def test_working_directory_and_environment(self) -> None:
+        """
+        The unit runs in the task's working directory with its variables.
+        """
+        taru = await Taru(self, config()).start()
+        client = http_client(self)
+
+        output = await request(client, "POST", taru.url("/api/v1/task/placed/output"))
+
+        self.assertEqual(output, (200, "/usr\nhi|\n"))
 
     async def test_restart_while_running(self) -> None:
         """

@@ -850,6 +850,23 @@ class WebInterfaceTests(TestCase):
             processes_with(marker),
         )
 
+    async def test_timed_out(self) -> None:
+        """
+        A run stopped by its task's timeout shows as timed out.
+        """
+        marker = sleep_marker()
+        self.addCleanup(kill_processes_with, marker)
+        config = STOP_CONFIG.format(marker=marker) + "        timeout: 0.5\n"
+        taru = await start_taru(self, config)
+        page = await open_page(self, taru.base)
+
+        def run(page: Page) -> None:
+            expect_live(page)
+            run_from_page(page, "long")
+            expect_task_state(page, "long", "finished", "timed out")
+
+        await call(run, page)
+
     async def test_download(self) -> None:
         """
         A download task's button says Download and saves the output, byte for
