@@ -202,6 +202,21 @@ class OptionsTests(SynchronousTestCase):
             2.5,
         )
 
+    def test_log_format(self) -> None:
+        """
+        C{--log-format} is text unless json is asked for; anything else is
+        refused with the choices.
+        """
+        self.assertEqual(self.parse(self.config_path)["log-format"], "text")
+        self.assertEqual(
+            self.parse("--log-format", "json", self.config_path)["log-format"],
+            "json",
+        )
+        error = self.assertRaises(
+            usage.UsageError, self.parse, "--log-format", "xml", self.config_path
+        )
+        self.assertIn("text, json", str(error))
+
     def test_bad_request_timeout(self) -> None:
         """
         A request timeout that is not a positive, finite number is refused.
