@@ -123,8 +123,13 @@ def _into_fifo(fifo: str) -> list[str]:
     Only the task writes to the FIFO: were it the unit's C{StandardOutput=},
     C{ExecStopPost=} would open it too, and wait for ever for a reader when
     no Taru is running.
+
+    The task also holds the FIFO open for reading (descriptor 3, never read),
+    so that the FIFO keeps a reader while no Taru runs: what the task writes
+    then waits in the pipe (the task blocks once it is full) for the next
+    Taru, instead of failing for want of a reader and being lost.
     """
-    return ["/bin/sh", "-c", 'exec "$@" > "$0" 2>&1', fifo]
+    return ["/bin/sh", "-c", 'exec "$@" > "$0" 2>&1 3< "$0"', fifo]
 
 
 def _quoted(word: str) -> str:

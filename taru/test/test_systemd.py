@@ -379,7 +379,7 @@ class SystemdRunnerTests(SynchronousTestCase):
                 "--",
                 "/bin/sh",
                 "-c",
-                'exec "$$@" > "$$0" 2>&1',
+                'exec "$$@" > "$$0" 2>&1 3< "$$0"',
                 self.fifo,
                 "sh",
                 "-c",
