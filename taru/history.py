@@ -109,6 +109,12 @@ def _record(row: Sequence[Any]) -> RunRecord:
     )
 
 
+class HistoryError(Exception):
+    """
+    The history's database cannot be opened or used.
+    """
+
+
 class History:
     """
     The run history of every task, on disk.
@@ -120,20 +126,22 @@ class History:
         """
         @param directory: the state folder: the database is
             C{history.sqlite3} in it, run outputs are in C{runs/}.
-        @raise sqlite3.Error: when the database cannot be opened.
+        @raise HistoryError: when the database cannot be opened.
         """
-        os.makedirs(directory, mode=0o700, exist_ok=True)
         self._outputs = os.path.join(directory, "runs")
-        self._database = sqlite3.connect(
-            os.path.join(directory, "history.sqlite3"),
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        # Committing without waiting for the disk: a crash may lose the last
-        # moments of history, never the database.
-        self._database.execute("PRAGMA journal_mode=WAL")
-        self._database.execute("PRAGMA synchronous=NORMAL")
-        self._database.executescript(_SCHEMA)
+        path = os.path.join(directory, "history.sqlite3")
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            self._database = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False
+            )
+            # Committing without waiting for the disk: a crash may lose the
+            # last moments of history, never the database.
+            self._database.execute("PRAGMA journal_mode=WAL")
+            self._database.execute("PRAGMA synchronous=NORMAL")
+            self._database.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as error:
+            raise HistoryError(f"{path}: {error}") from None
 
     def close(self) -> None:
         self._database.close()

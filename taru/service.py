@@ -42,7 +42,7 @@ from taru.api import TaruAPI
 from taru.channel import REQUEST_DEADLINE
 from taru.config import DEFAULT_TRUSTED_PROXIES, Config, ConfigError, load_config
 from taru.events import EventBroadcaster
-from taru.history import History
+from taru.history import History, HistoryError
 from taru.metrics import Metrics
 from taru.output import Spool
 from taru.runners import (
@@ -495,7 +495,7 @@ def make_service(options: Options, reactor: Any) -> TaruService:
             reactor=reactor,
             request_timeout=options["request-timeout"],
         )
-    except (EndpointError, RunnerError, OSError) as error:
+    except (EndpointError, RunnerError, HistoryError, OSError) as error:
         sys.stderr.write(f"taru: {_message(error)}\n")
         raise SystemExit(2) from None
 

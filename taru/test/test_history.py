@@ -9,7 +9,7 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from taru.history import MAX_RUN_ID, History
+from taru.history import MAX_RUN_ID, History, HistoryError
 from taru.runners import ExitStatus
 
 
@@ -184,3 +184,16 @@ class HistoryTests(SynchronousTestCase):
 
         for number in (0, -1, MAX_RUN_ID + 1, 10**30, run_id):
             self.assertIsNone(self.history.get("greet", number), number)
+
+    def test_damaged_database(self) -> None:
+        """
+        A database file that is not one gives an error naming it.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        with open(os.path.join(directory, "history.sqlite3"), "wb") as damaged:
+            damaged.write(b"this is not a database" * 100)
+
+        error = self.assertRaises(HistoryError, History, directory)
+
+        self.assertIn("history.sqlite3: file is not a database", str(error))
