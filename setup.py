@@ -34,7 +34,7 @@ setup(
     entry_points={
         "console_scripts": [
             "taru = taru.cli:main",
-            "taru-cli = taru.client:main",
+            "taru-cli = taru.client.main:main",
         ]
     },
 )

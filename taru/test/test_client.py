@@ -27,28 +27,21 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
-from taru.client import (
-    EXIT_FAILURE,
-    EXIT_STDOUT_CLOSED,
-    ClientError,
-    Console,
-    EventParser,
-    Interruptions,
-    Invocation,
-    RunRecord,
-    Session,
-    TaruClient,
-    describe_event,
-    describe_result,
-    exit_status_of,
+from taru.client.commands import Session
+from taru.client.console import Console
+from taru.client.events import EventParser, describe_event
+from taru.client.exits import EXIT_FAILURE, EXIT_STDOUT_CLOSED, ClientError
+from taru.client.formatting import (
     format_duration,
     format_runs,
     format_size,
     format_table,
     format_tasks,
-    parse_invocation,
-    supervise,
 )
+from taru.client.http import TaruClient
+from taru.client.interruptions import Interruptions, supervise
+from taru.client.options import Invocation, parse_invocation
+from taru.client.records import RunRecord, describe_result, exit_status_of
 
 BASE = "http://taru.example"
 

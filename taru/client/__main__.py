@@ -1,0 +1,7 @@
+"""
+Runs C{taru-cli} as C{python -m taru.client}.
+"""
+
+from taru.client.main import main
+
+main()

@@ -1,0 +1,45 @@
+"""
+How C{taru-cli} ends: the exit statuses it ends with, and the failures that
+end a command before it is done.
+
+Exit statuses: a run's own exit code for C{run} and C{status}, 128 plus the
+signal for a run that a signal ended, L{EXIT_FAILURE} when Taru refuses or
+cannot be reached, 2 for a usage error, 128 plus the signal when
+C{taru-cli} itself is interrupted, and 128 plus C{SIGPIPE} when its
+standard output is closed before it is done.
+"""
+
+from __future__ import annotations
+
+import signal
+
+# Exit status for every failure of Taru or of the connection to it. A task
+# that itself exits with 125 cannot be told apart from such a failure.
+EXIT_FAILURE = 125
+
+# Exit statuses for a run, or taru-cli itself, ended by a signal are this plus
+# the signal's number, as shells report them.
+EXIT_SIGNAL_BASE = 128
+
+# Standard output was closed, as by `| head`: what a shell reports for a
+# command that SIGPIPE ended.
+EXIT_STDOUT_CLOSED = EXIT_SIGNAL_BASE + signal.SIGPIPE
+
+
+class ClientError(Exception):
+    """
+    Taru refused a request, or could not be reached: the message says which,
+    for the user.
+
+    @ivar code: the status code Taru refused the request with, if it did.
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class StdoutClosed(Exception):
+    """
+    Standard output was closed while there was more to write.
+    """
