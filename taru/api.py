@@ -990,14 +990,31 @@ class TaruAPI:
         """
         The static web interface, when a public folder is configured. Every
         request no other route takes comes here: 405 where another route
-        takes the address with other methods, 404 where none does.
+        takes the address with other methods, or where the folder has a file
+        at the address and the method is neither C{GET} nor C{HEAD}; 404
+        elsewhere.
         """
         allowed = _methods_elsewhere(request)
         if allowed:
             raise MethodNotAllowed(valid_methods=allowed)
-        if request.method not in (b"GET", b"HEAD") or self.public is None:
+        if self.public is None or b"\0" in unquote_to_bytes(request.path):
             raise NoSuchPage()
-        if b"\0" in unquote_to_bytes(request.path):
+        if request.method not in (b"GET", b"HEAD"):
+            if self._in_public_folder(request):
+                raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
             raise NoSuchPage()
         request.setHeader(b"content-security-policy", INTERFACE_POLICY.encode("ascii"))
         return _NoListingFile(self.public)
+
+    def _in_public_folder(self, request: Request) -> bool:
+        """
+        Whether the public folder has a file or folder at the request's
+        address, as a C{GET} would look it up.
+        """
+        assert self.public is not None
+        found: Resource = _NoListingFile(self.public)
+        for segment in request.postpath or []:
+            found = found.getChildWithDefault(segment, request)
+            if not isinstance(found, File):
+                return False
+        return isinstance(found, File) and bool(found.exists())
