@@ -38,6 +38,7 @@ from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
 from taru.history import RunRecord
 from taru.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from taru.metrics import Metrics
+from taru.openapi import openapi_document
 from taru.output import STALL_SECONDS, Follower, FollowerStalled, Output
 from taru.permissions import (
     Access,
@@ -485,6 +486,7 @@ class TaruAPI:
         if metrics is None:
             metrics = Metrics(clock, events, runner="unknown")
         self.metrics = metrics
+        self.openapi = openapi_document()
         # The task list as last answered to each user, while no task runs
         # and nothing changed (see L{Tasks.version}).
         self._listings: dict[tuple[bytes, ...] | None, bytes] = {}
@@ -984,6 +986,23 @@ class TaruAPI:
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         return json.dumps(report).encode("utf-8")
+
+    @app.route("/api/v1/openapi.json", methods=["GET"])
+    def openapi_json(self, request: Request) -> bytes:
+        """
+        The OpenAPI document that describes this API, as JSON. No user is
+        asked for: it describes every Taru alike.
+        """
+        request.setHeader(b"content-type", b"application/json")
+        return self.openapi.json
+
+    @app.route("/api/v1/openapi.yaml", methods=["GET"])
+    def openapi_yaml(self, request: Request) -> bytes:
+        """
+        The OpenAPI document that describes this API, as written, in YAML.
+        """
+        request.setHeader(b"content-type", b"application/yaml")
+        return self.openapi.yaml
 
     @app.route("/", branch=True)
     def web_interface(self, request: Request) -> Resource:
