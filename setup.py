@@ -23,6 +23,7 @@ setup(
         "test": [
             "hypothesis>=6",
             "playwright>=1.50",
+            "schemathesis>=4",
         ],
         "dev": [
             "mypy>=1.10",
