@@ -9,7 +9,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(exclude=["bench"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/taru_plugin.py"]},
+    package_data={"taru": ["openapi.yaml"], "twisted": ["plugins/taru_plugin.py"]},
     install_requires=[
         "attrs>=23.1",
         "klein>=23.5",
@@ -23,6 +23,7 @@ setup(
         "test": [
             "hypothesis>=6",
             "playwright>=1.50",
+            "schemathesis>=4",
         ],
         "dev": [
             "mypy>=1.10",

@@ -38,6 +38,7 @@ from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
 from taru.history import RunRecord
 from taru.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from taru.metrics import Metrics
+from taru.openapi import openapi_document
 from taru.output import STALL_SECONDS, Follower, FollowerStalled, Output
 from taru.permissions import (
     Access,
@@ -485,6 +486,7 @@ class TaruAPI:
         if metrics is None:
             metrics = Metrics(clock, events, runner="unknown")
         self.metrics = metrics
+        self.openapi = openapi_document()
         # The task list as last answered to each user, while no task runs
         # and nothing changed (see L{Tasks.version}).
         self._listings: dict[tuple[bytes, ...] | None, bytes] = {}
@@ -985,19 +987,53 @@ class TaruAPI:
         request.setHeader(b"cache-control", b"no-store")
         return json.dumps(report).encode("utf-8")
 
+    @app.route("/api/v1/openapi.json", methods=["GET"])
+    def openapi_json(self, request: Request) -> bytes:
+        """
+        The OpenAPI document that describes this API, as JSON. No user is
+        asked for: it describes every Taru alike.
+        """
+        request.setHeader(b"content-type", b"application/json")
+        return self.openapi.json
+
+    @app.route("/api/v1/openapi.yaml", methods=["GET"])
+    def openapi_yaml(self, request: Request) -> bytes:
+        """
+        The OpenAPI document that describes this API, as written, in YAML.
+        """
+        request.setHeader(b"content-type", b"application/yaml")
+        return self.openapi.yaml
+
     @app.route("/", branch=True)
     def web_interface(self, request: Request) -> Resource:
         """
         The static web interface, when a public folder is configured. Every
         request no other route takes comes here: 405 where another route
-        takes the address with other methods, 404 where none does.
+        takes the address with other methods, or where the folder has a file
+        at the address and the method is neither C{GET} nor C{HEAD}; 404
+        elsewhere.
         """
         allowed = _methods_elsewhere(request)
         if allowed:
             raise MethodNotAllowed(valid_methods=allowed)
-        if request.method not in (b"GET", b"HEAD") or self.public is None:
+        if self.public is None or b"\0" in unquote_to_bytes(request.path):
             raise NoSuchPage()
-        if b"\0" in unquote_to_bytes(request.path):
+        if request.method not in (b"GET", b"HEAD"):
+            if self._in_public_folder(request):
+                raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
             raise NoSuchPage()
         request.setHeader(b"content-security-policy", INTERFACE_POLICY.encode("ascii"))
         return _NoListingFile(self.public)
+
+    def _in_public_folder(self, request: Request) -> bool:
+        """
+        Whether the public folder has a file or folder at the request's
+        address, as a C{GET} would look it up.
+        """
+        assert self.public is not None
+        found: Resource = _NoListingFile(self.public)
+        for segment in request.postpath or []:
+            found = found.getChildWithDefault(segment, request)
+            if not isinstance(found, File):
+                return False
+        return isinstance(found, File) and bool(found.exists())

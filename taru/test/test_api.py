@@ -1719,6 +1719,14 @@ class PageTests(APITestCase):
 
         self.error_text(response, 404)
 
+    def test_any_method_without_folder(self) -> None:
+        """
+        Without a public folder, C{/} is an address like any unknown one:
+        404 whatever the method.
+        """
+        for method in ["GET", "POST", "TRACE"]:
+            self.error_text(self.successResultOf(self.request(method, "/")), 404)
+
     def test_site(self) -> None:
         """
         The site sends no tracebacks and marks every response nosniff.
@@ -1794,6 +1802,26 @@ class PublicFolderTests(APITestCase):
         served under C{/}.
         """
         self.error_text(self.get("/api/v1/nothing"), 404)
+
+    def test_other_method_on_file(self) -> None:
+        """
+        A method other than GET and HEAD on a file of the folder, or on the
+        page at C{/}, gets 405 naming the two it takes.
+        """
+        for method, path in [("POST", "/index.html"), ("TRACE", "/"), ("PUT", "/js")]:
+            response = self.successResultOf(self.request(method, path))
+
+            self.error_text(response, 405)
+            self.assertEqual(self.header(response, "allow"), "GET, HEAD")
+
+    def test_other_method_on_missing_file(self) -> None:
+        """
+        Any method on an address the folder has no file at gets 404.
+        """
+        for method, path in [("POST", "/missing.js"), ("DELETE", "/js/nothing")]:
+            response = self.successResultOf(self.request(method, path))
+
+            self.error_text(response, 404)
 
     def test_no_listing(self) -> None:
         """
