@@ -35,7 +35,7 @@ from taru.arguments import ArgumentError, EnumNotReady, parse_arguments, substit
 from taru.channel import REQUEST_DEADLINE, TaruChannel
 from taru.config import ArgumentSpec, TaskSpec
 from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
-from taru.history import RunRecord
+from taru.history import HistoryError, RunRecord
 from taru.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from taru.metrics import Metrics
 from taru.openapi import openapi_document
@@ -157,6 +157,7 @@ _STATUS_FOR: list[tuple[type[Exception], int]] = [
     (CrossSiteRequest, 403),
     (RangeNotSatisfiable, 416),
     (RunnerError, 500),
+    (HistoryError, 503),
 ]
 
 

@@ -58,28 +58,14 @@ _ENVIRONMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PROPERTY_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
 
 # Unit properties Taru sets itself, or that would undo how it runs, follows
-# and stops a task.
-_RESERVED_PROPERTIES = frozenset(
-    {
-        "Environment",
-        "EnvironmentFile",
-        "ExecReload",
-        "ExecStart",
-        "ExecStartPost",
-        "ExecStartPre",
-        "ExecStop",
-        "ExecStopPost",
-        "KillMode",
-        "PassEnvironment",
-        "RemainAfterExit",
-        "Restart",
-        "StandardError",
-        "StandardInput",
-        "StandardOutput",
-        "TimeoutStopSec",
-        "Type",
-        "WorkingDirectory",
-    }
+# and stops a task: its commands, its type, its standard streams, its
+# environment and working directory (which have settings of their own), how
+# it is killed and when, and restarts.
+_RESERVED_PROPERTY = re.compile(
+    r"Exec\w*|Standard\w*|Kill\w*|Timeout\w*|Restart\w*|\w*Environment\w*"
+    r"|Type|ExitType|RemainAfterExit|WorkingDirectory|RootDirectory"
+    r"|SendSIGKILL|SendSIGHUP|FinalKillSignal|RuntimeMaxSec|RuntimeRandomizedExtraSec"
+    r"|SuccessExitStatus|RestartForceExitStatus|GuessMainPID|PIDFile"
 )
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -537,11 +523,12 @@ def _parse_systemd_properties(value: object, where: str) -> tuple[tuple[str, str
             raise ConfigError(
                 here, "is not a systemd property name, such as MemoryMax or CPUQuota"
             )
-        if name in _RESERVED_PROPERTIES:
+        if _RESERVED_PROPERTY.fullmatch(name):
             raise ConfigError(
                 here,
                 "is set by Taru itself, or would change how it runs and stops"
-                " the task (use working_directory and environment for those)",
+                " the task (use working_directory, environment and timeout for"
+                " those)",
             )
         text = _scalar_text(property_value, here)
         if any(character in text for character in "\r\n\0"):

@@ -11,6 +11,7 @@ writes, and stays when the next run's spool file takes the task's name.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -22,6 +23,9 @@ from twisted.logger import Logger
 
 from taru.output import Output, SpoolStore
 from taru.runners import ExitStatus
+
+# How long a statement waits for a lock that another process holds.
+LOCK_WAIT_SECONDS = 0.2
 
 # The largest run number SQLite stores.
 MAX_RUN_ID = 2**63 - 1
@@ -130,21 +134,73 @@ class History:
         """
         self._outputs = os.path.join(directory, "runs")
         path = os.path.join(directory, "history.sqlite3")
+        self._lock = self._lock_folder(directory)
         try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
+            # Waits at most that long for a lock someone else holds: the
+            # database is used from the reactor's thread.
             self._database = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False
+                path,
+                timeout=LOCK_WAIT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
             )
             # Committing without waiting for the disk: a crash may lose the
             # last moments of history, never the database.
             self._database.execute("PRAGMA journal_mode=WAL")
             self._database.execute("PRAGMA synchronous=NORMAL")
             self._database.executescript(_SCHEMA)
+            # Found out now rather than at the first run: a database this
+            # Taru may read but not write.
+            self._database.execute("BEGIN IMMEDIATE")
+            self._database.execute("ROLLBACK")
         except (sqlite3.Error, OSError) as error:
+            os.close(self._lock)
             raise HistoryError(f"{path}: {error}") from None
+
+    @staticmethod
+    def _lock_folder(directory: str) -> int:
+        """
+        Make sure no other Taru uses the state folder: two would run the same
+        tasks twice at once and forget each other's runs.
+
+        @return: the descriptor that holds the lock while Taru runs.
+        @raise HistoryError: when another process holds it, or the folder
+            cannot be used.
+        """
+        path = os.path.join(directory, "taru.lock")
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            raise HistoryError(f"{path}: {error.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise HistoryError(
+                f"{directory}: another Taru (process {holder or 'unknown'}) uses"
+                " this state folder; give each Taru a folder of its own"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+        return fd
 
     def close(self) -> None:
         self._database.close()
+        os.close(self._lock)
+
+    def _execute(self, statement: str, values: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """
+        Run one statement.
+
+        @raise HistoryError: when the database fails, such as on a full disk
+            or when another process holds it locked.
+        """
+        try:
+            return self._database.execute(statement, values)
+        except sqlite3.Error as error:
+            raise HistoryError(f"the run history cannot be used: {error}") from None
 
     def begin(
         self,
@@ -160,7 +216,7 @@ class History:
 
         @return: its run number.
         """
-        cursor = self._database.execute(
+        cursor = self._execute(
             "INSERT INTO runs (task, user, address, arguments, argv, started_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -180,7 +236,7 @@ class History:
         """
         The run did not start after all: drop its record.
         """
-        self._database.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        self._execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def output_path(self, run_id: int) -> str:
         """
@@ -204,9 +260,14 @@ class History:
                 error=str(error),
             )
             return
-        self._database.execute(
-            "UPDATE runs SET output_kept = 1 WHERE id = ?", (run_id,)
-        )
+        try:
+            self._execute("UPDATE runs SET output_kept = 1 WHERE id = ?", (run_id,))
+        except HistoryError as error:
+            self._log.warn(
+                "run {run_id} is not marked as having its output kept: {error}",
+                run_id=run_id,
+                error=str(error),
+            )
 
     def output(self, run_id: int) -> Output | None:
         """
@@ -233,7 +294,7 @@ class History:
         """
         Record how a run ended.
         """
-        self._database.execute(
+        self._execute(
             "UPDATE runs SET ended_at = ?, exit_code = ?, signal = ?,"
             " timed_out = ?, stopped_by = ?, output_size = ? WHERE id = ?",
             (
@@ -253,7 +314,7 @@ class History:
 
         @param spare: a run to keep in any case, such as one still running.
         """
-        rows = self._database.execute(
+        rows = self._execute(
             "SELECT id, output_kept FROM runs WHERE task = ? AND id != ?"
             " ORDER BY id DESC LIMIT -1 OFFSET ?",
             (task, -1 if spare is None else spare, keep),
@@ -264,15 +325,14 @@ class History:
                     os.unlink(self.output_path(run_id))
                 except FileNotFoundError:
                     pass
-        self._database.executemany(
-            "DELETE FROM runs WHERE id = ?", [(run_id,) for run_id, _ in rows]
-        )
+        for run_id, _ in rows:
+            self._execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def runs(self, task: str, limit: int = -1) -> list[RunRecord]:
         """
         A task's runs, newest first.
         """
-        rows = self._database.execute(
+        rows = self._execute(
             f"SELECT {_COLUMNS} FROM runs WHERE task = ? ORDER BY id DESC LIMIT ?",
             (task, limit),
         ).fetchall()
@@ -284,7 +344,7 @@ class History:
         """
         if not 0 < run_id <= MAX_RUN_ID:
             return None
-        row = self._database.execute(
+        row = self._execute(
             f"SELECT {_COLUMNS} FROM runs WHERE task = ? AND id = ?", (task, run_id)
         ).fetchone()
         return None if row is None else _record(row)
@@ -294,7 +354,7 @@ class History:
         The runs recorded as started and not ended: running now, or cut short
         when an earlier Taru stopped without seeing their end.
         """
-        rows = self._database.execute(
+        rows = self._execute(
             f"SELECT {_COLUMNS} FROM runs WHERE ended_at IS NULL ORDER BY id"
         ).fetchall()
         return [_record(row) for row in rows]

@@ -22,7 +22,7 @@ from zope.interface import Interface
 from taru.arguments import enum_lines
 from taru.config import Config, TaskSpec
 from taru.events import IEventSink
-from taru.history import History
+from taru.history import History, HistoryError
 from taru.output import Output, Spool
 from taru.runners import (
     AlreadyRunningElsewhere,
@@ -326,11 +326,16 @@ class Tasks:
         if state.current is not None:
             raise AlreadyRunning(name)
         spec = state.spec
-        output = self._spool.prepare(name) if spec.buffered else Output.unbuffered()
         started_at = self._clock.seconds()
         arguments = dict(arguments or {})
+        run_id = self.history.begin(name, user, address, arguments, argv, started_at)
+        try:
+            output = self._spool.prepare(name) if spec.buffered else Output.unbuffered()
+        except BaseException:
+            self._forget(run_id)
+            raise
         run = Run(
-            run_id=self.history.begin(name, user, address, arguments, argv, started_at),
+            run_id=run_id,
             task=spec,
             argv=argv,
             user=user,
@@ -360,7 +365,7 @@ class Tasks:
                 run.task.systemd_properties,
             )
         except BaseException as error:
-            self.history.forget(run.run_id)
+            self._forget(run.run_id)
             state.current = None
             self.version += 1
             output.close()
@@ -547,20 +552,43 @@ class Tasks:
             size=output.size,
         )
 
+    def _forget(self, run_id: int) -> None:
+        """
+        Drop the record of a run that did not start, as far as the history
+        lets.
+        """
+        try:
+            self.history.forget(run_id)
+        except HistoryError as error:
+            self._log.error(
+                "run {run_id} did not start, but stays in the history: {error}",
+                run_id=run_id,
+                error=str(error),
+            )
+
     def _record_end(self, run: Run) -> None:
         """
         Note in the history how a run ended, and forget the task's runs
-        beyond those it keeps.
+        beyond those it keeps. When the history cannot be written, the log
+        says so and the run ends all the same.
         """
-        self.history.end(
-            run.run_id,
-            run.ended_at if run.ended_at is not None else self._clock.seconds(),
-            run.status,
-            run.timed_out,
-            run.stopped_by,
-            run.output.size,
-        )
-        self.history.prune(run.task.name, run.task.history)
+        try:
+            self.history.end(
+                run.run_id,
+                run.ended_at if run.ended_at is not None else self._clock.seconds(),
+                run.status,
+                run.timed_out,
+                run.stopped_by,
+                run.output.size,
+            )
+            self.history.prune(run.task.name, run.task.history)
+        except HistoryError as error:
+            self._log.error(
+                "the end of task {task} run {run_id} is not in the history: {error}",
+                task=run.task.name,
+                run_id=run.run_id,
+                error=str(error),
+            )
 
     def _keep_record(self, run: Run) -> None:
         """
@@ -706,6 +734,10 @@ class Tasks:
             return False
         if run.stopped_by is None:
             run.stopped_by = user or "anonymous"
+        # Stopped by someone: no longer a run that may time out.
+        if run._timer is not None and run._timer.active():
+            run._timer.cancel()
+            run._timer = None
         self._log.info(
             "task {task} run {run_id} stopping, asked by {user} from {address}",
             task=name,

@@ -1821,7 +1821,8 @@ class TaskSettingsTests(ConfigTestCase):
             " not a systemd property name, such as MemoryMax or CPUQuota",
             "systemd_properties: {ExecStart: /bin/sh}": "systemd_properties."
             "ExecStart: is set by Taru itself, or would change how it runs and"
-            " stops the task (use working_directory and environment for those)",
+            " stops the task (use working_directory, environment and timeout for"
+            " those)",
             'systemd_properties: {Description: "a\\nb"}': "systemd_properties."
             "Description: must not contain CR, LF or NUL characters",
         }
@@ -1829,6 +1830,51 @@ class TaskSettingsTests(ConfigTestCase):
             self.assert_config_error(
                 f"tasks: {{t: {{command: ['true'], {setting}}}}}", f"tasks.t.{message}"
             )
+
+    def test_reserved_properties(self) -> None:
+        """
+        Every property through which Taru runs, follows and stops the task is
+        refused, whichever its family; resource and sandboxing ones are not.
+        """
+        refused = [
+            "ExecStart",
+            "ExecCondition",
+            "StandardInputText",
+            "StandardOutput",
+            "UnsetEnvironment",
+            "EnvironmentFile",
+            "KillMode",
+            "KillSignal",
+            "TimeoutSec",
+            "TimeoutStopSec",
+            "SendSIGKILL",
+            "RuntimeMaxSec",
+            "ExitType",
+            "Type",
+            "Restart",
+            "WorkingDirectory",
+        ]
+        accepted = ["MemoryMax", "CPUQuota", "User", "DynamicUser", "PrivateTmp"]
+
+        verdicts = {}
+        for name in refused + accepted:
+            try:
+                parse_config(
+                    "tasks: {t: {command: ['true'],"
+                    f" systemd_properties: {{{name}: x}}}}}}"
+                )
+            except ConfigError:
+                verdicts[name] = "refused"
+            else:
+                verdicts[name] = "accepted"
+
+        self.assertEqual(
+            verdicts,
+            {
+                **dict.fromkeys(refused, "refused"),
+                **dict.fromkeys(accepted, "accepted"),
+            },
+        )
 
     def test_bad_top_level_history(self) -> None:
         """

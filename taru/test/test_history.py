@@ -6,6 +6,8 @@ them.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -197,3 +199,33 @@ class HistoryTests(SynchronousTestCase):
         error = self.assertRaises(HistoryError, History, directory)
 
         self.assertIn("history.sqlite3: file is not a database", str(error))
+
+    def test_one_taru_per_folder(self) -> None:
+        """
+        A second history on the same folder, as a second Taru would open, is
+        refused with the process holding it; once the first is closed, the
+        folder may be used again.
+        """
+        error = self.assertRaises(HistoryError, History, self.directory)
+
+        self.assertIn(f"another Taru (process {os.getpid()})", str(error))
+        self.history.close()
+        self.history = History(self.directory)
+
+    def test_locked_database(self) -> None:
+        """
+        A database another process holds locked gives a L{HistoryError} soon,
+        not a wait without end.
+        """
+        other = sqlite3.connect(
+            os.path.join(self.directory, "history.sqlite3"), isolation_level=None
+        )
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+
+        error = self.assertRaises(HistoryError, self.begin)
+
+        other.execute("ROLLBACK")
+        self.assertIn("database is locked", str(error))
+        self.assertLess(time.monotonic() - started, 2)

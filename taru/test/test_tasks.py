@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
@@ -15,7 +16,7 @@ from zope.interface.verify import verifyObject
 
 from taru.config import Config, TaskSpec
 from taru.events import IEventSink
-from taru.history import History
+from taru.history import History, HistoryError
 from taru.output import Output, Spool
 from taru.runners import (
     AlreadyRunningElsewhere,
@@ -83,7 +84,8 @@ class TasksTestCase(SynchronousTestCase):
         self.events = RecordingEventSink()
         self.clock = Clock()
         self.spool = Spool(self.mktemp())
-        self.history = History(self.mktemp())
+        self.history_directory = self.mktemp()
+        self.history = History(self.history_directory)
         self.tasks = Tasks(
             config_of(task_spec("hosts"), task_spec("ping"), task_spec("dump", False)),
             self.runner,
@@ -1406,3 +1408,75 @@ class TaskSettingsTests(TasksTestCase):
             (call.working_directory, call.properties), ("/tmp", (("MemoryMax", "64M"),))
         )
         self.runner.started[-1].end(0)
+
+
+class HistoryFailureTests(TasksTestCase):
+    """
+    A history that cannot be written never leaves a task stuck.
+    """
+
+    def lock_history(self) -> None:
+        """
+        Hold the history's database locked from another connection, as
+        another process might, until the test ends.
+        """
+        path = os.path.join(self.history_directory, "history.sqlite3")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        self.addCleanup(other.close)
+        self.addCleanup(other.execute, "ROLLBACK")
+
+    def test_run_ends_all_the_same(self) -> None:
+        """
+        When the end of a run cannot be recorded, the run still ends: the
+        task is finished, waiters get the status, and it can run again.
+        """
+        running = self.start()
+        waiting = self.tasks.wait("ping")
+        self.lock_history()
+
+        running.end(0)
+
+        self.assertEqual(self.tasks.get("ping").state, FINISHED)
+        self.assertEqual(self.successResultOf(waiting), ExitStatus(0, None))
+
+    def test_start_refused(self) -> None:
+        """
+        When a run cannot be recorded, it is not started, and the task stays
+        as it was.
+        """
+        self.lock_history()
+
+        self.assertRaises(
+            HistoryError, result_now, self.tasks.start("ping", ARGV, "alice")
+        )
+
+        self.assertEqual(self.runner.calls, [])
+        self.assertEqual(self.tasks.get("ping").state, NEW)
+        self.assertEqual(
+            [name for name in os.listdir(self.spool.directory) if "ping" in name], []
+        )
+
+
+class TimeoutAndStopTests(TasksTestCase):
+    """
+    A run stopped by someone is not also timed out.
+    """
+
+    def test_stop_cancels_the_timeout(self) -> None:
+        """
+        After a stop, the timeout no longer applies: the run ends as stopped
+        by its user, not as timed out, however long it takes to end.
+        """
+        spec = TaskSpec(name="ping", command=ARGV, timeout=1.0)
+        self.tasks.reconfigure(config_of(spec))
+        running = self.start()
+        self.tasks.stop("ping", "bob")
+
+        self.clock.advance(5)
+        running.end(None, signal.SIGKILL)
+
+        last = self.tasks.get("ping").last
+        assert last is not None
+        self.assertEqual((last.timed_out, last.stopped_by), (False, "bob"))
+        self.assertEqual(running.stop_count, 1)
