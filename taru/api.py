@@ -11,6 +11,7 @@ mapped to status codes and plain-text bodies in one place, L{TaruAPI.error}.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
@@ -33,7 +34,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from taru.arguments import ArgumentError, EnumNotReady, parse_arguments, substitute
 from taru.channel import REQUEST_DEADLINE, TaruChannel
-from taru.config import ArgumentSpec, TaskSpec
+from taru.config import MAX_HISTORY, ArgumentSpec, TaskSpec
 from taru.events import STREAM_PREAMBLE, EventBroadcaster, SubscriberTooSlow
 from taru.history import HistoryError, RunRecord
 from taru.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -61,6 +62,9 @@ from taru.tasks import (
     TaskState,
 )
 
+# How many runs GET .../runs gives unless the request asks for more.
+RUNS_PAGE = 100
+
 # Status code for ?check=true when a run did not exit with 0.
 CHECK_FAILED = 520
 
@@ -85,7 +89,7 @@ class NoSuchRun(Exception):
     The history holds no such run of the task.
     """
 
-    def __init__(self, task: str, run_id: int) -> None:
+    def __init__(self, task: str, run_id: int | str) -> None:
         super().__init__(task, run_id)
         self.task = task
         self.run_id = run_id
@@ -178,6 +182,40 @@ def _from_another_site(request: Request) -> bool:
     host = request.getHeader(b"x-forwarded-host") or request.getHeader(b"host")
     netloc = urlsplit(origin.decode("latin-1").strip()).netloc
     return host is None or netloc.encode("latin-1").lower() != host.strip().lower()
+
+
+# A run's number in an address: decimal, no sign, no leading zero, and no
+# digits but ASCII ones.
+_RUN_NUMBER = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def _byte_range_asked(request: Request) -> bytes | None:
+    """
+    The request's C{Range} header when it asks for bytes: a range in any
+    other unit is ignored, as HTTP says.
+    """
+    asked = request.getHeader(b"range")
+    if asked is None or not asked.lstrip().lower().startswith(b"bytes="):
+        return None
+    return asked
+
+
+def _runs_limit(request: Request) -> int:
+    """
+    How many runs a request for a task's runs asks for: C{?limit=N}, from 1
+    to L{MAX_HISTORY}; L{RUNS_PAGE} when not given.
+
+    @raise BadRequest: for any other limit.
+    """
+    given = (request.args or {}).get(b"limit")
+    if not given:
+        return RUNS_PAGE
+    text = given[-1].decode("latin-1")
+    if not re.fullmatch(r"[1-9][0-9]{0,4}", text) or int(text) > MAX_HISTORY:
+        raise BadRequest(
+            f"limit must be a number of runs from 1 to {MAX_HISTORY}, not {text!r}"
+        )
+    return int(text)
 
 
 def _iso(seconds: float) -> str:
@@ -706,7 +744,7 @@ class TaruAPI:
         access = self._access(request)
         spec = self._allowed(access, name, Access.can_view_output)
         state = self.tasks.get(name)
-        asked = request.getHeader(b"range")
+        asked = _byte_range_asked(request)
         run = state.last
         if run is None or not run.output.kept:
             if spec.buffered:
@@ -734,7 +772,7 @@ class TaruAPI:
         """
         request.setHeader(b"accept-ranges", b"bytes")
         request.setHeader(b"etag", tag)
-        asked = request.getHeader(b"range")
+        asked = _byte_range_asked(request)
         condition = request.getHeader(b"if-range")
         offset, end = 0, None
         if asked is not None and condition in (None, tag):
@@ -757,40 +795,51 @@ class TaruAPI:
         """
         access = self._access(request)
         self._allowed(access, name, Access.can_view_status)
-        records = self.tasks.history.runs(name)
+        records = self.tasks.history.runs(name, _runs_limit(request))
         return self._json(request, [self._describe_run(r) for r in records])
 
-    @app.route("/api/v1/task/<name>/runs/<int:run_id>", methods=["GET"])
-    def run(self, request: Request, name: str, run_id: int) -> bytes:
+    @app.route("/api/v1/task/<name>/runs/<run_id>", methods=["GET"])
+    def run(self, request: Request, name: str, run_id: str) -> bytes:
         """
         One run of a task, from the history.
         """
         access = self._access(request)
         self._allowed(access, name, Access.can_view_status)
-        record = self.tasks.history.get(name, run_id)
-        if record is None:
-            raise NoSuchRun(name, run_id)
-        return self._json(request, self._describe_run(record))
+        return self._json(request, self._describe_run(self._record(name, run_id)))
 
-    @app.route("/api/v1/task/<name>/runs/<int:run_id>/output", methods=["GET"])
-    async def run_output(self, request: Request, name: str, run_id: int) -> None:
+    def _record(self, name: str, number: str) -> RunRecord:
+        """
+        A run of a task from the history, by its number as written in the
+        address: plain decimal digits only.
+
+        @raise NoSuchRun: when the history holds no such run.
+        """
+        record = None
+        if _RUN_NUMBER.fullmatch(number):
+            record = self.tasks.history.get(name, int(number))
+        if record is None:
+            raise NoSuchRun(name, number)
+        return record
+
+    @app.route("/api/v1/task/<name>/runs/<run_id>/output", methods=["GET"])
+    async def run_output(self, request: Request, name: str, run_id: str) -> None:
         """
         Stream one run's output: live while it runs, as kept after.
         """
         access = self._access(request)
         spec = self._allowed(access, name, Access.can_view_output)
-        record = self.tasks.history.get(name, run_id)
-        if record is None:
-            raise NoSuchRun(name, run_id)
+        record = self._record(name, run_id)
         last = self.tasks.get(name).last
-        if last is not None and last.run_id == run_id and last.output.kept:
+        if last is not None and last.run_id == record.run_id and last.output.kept:
             await self._send_output(
                 request, spec, last.output, _run_tag(last.started_at)
             )
             return
-        output = self.tasks.history.output(run_id) if record.output_kept else None
+        output = None
+        if record.output_kept:
+            output = self.tasks.history.output(record.run_id)
         if output is None:
-            raise OutputNotKept(name, run_id)
+            raise OutputNotKept(name, record.run_id)
         try:
             await self._send_output(request, spec, output, _run_tag(record.started_at))
         finally:

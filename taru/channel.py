@@ -43,13 +43,20 @@ class TaruChannel(HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         # Bytes that arrive while a request is answered belong to the next
         # one and wait unread, so its deadline starts when they are read.
+        self._start_timer()
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
+        # A request answered at once leaves the start of the next one, sent
+        # with it, waiting unparsed: its deadline starts now.
+        if self._buffer:
+            self._start_timer()
+
+    def _start_timer(self) -> None:
         if self._timer is None and not self._answering:
             # TimeoutMixin's callLater, which tests replace with a fake clock.
             call_later = self.callLater
             self._timer = call_later(  # type: ignore[no-untyped-call]
                 self.deadline, self._too_slow
             )
-        super().dataReceived(data)  # type: ignore[no-untyped-call]
 
     def allContentReceived(self) -> None:
         self._stop_timer()

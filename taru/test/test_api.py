@@ -1082,6 +1082,19 @@ class OutputTests(APITestCase):
         self.assertEqual(self.header(response, "content-range"), "bytes 6-10/11")
         self.assertEqual(self.body(response), b"beta\n")
 
+    def test_range_in_another_unit(self) -> None:
+        """
+        A range in a unit other than bytes is ignored: the whole output, 200.
+        """
+        self.run_to_end("/api/v1/task/hosts", b"alpha\nbeta\n")
+
+        response = self.get(
+            "/api/v1/task/hosts/output", headers={"Range": ["items=0-1"]}
+        )
+
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.body(response), b"alpha\nbeta\n")
+
     def test_range_of_running(self) -> None:
         """
         A client that lost a running task's output continues with

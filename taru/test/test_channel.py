@@ -156,6 +156,20 @@ class DeadlineTests(SynchronousTestCase):
 
         self.assertTimedOut()
 
+    def test_partial_request_after_a_quick_one(self) -> None:
+        """
+        The start of a request sent together with one answered at once has
+        its deadline too.
+        """
+        self.channel.dataReceived(
+            b"GET /api/v1/tasks HTTP/1.1\r\nHost: taru\r\n\r\nGET /api/v1/ta"
+        )
+        self.transport.clear()
+
+        self.clock.advance(DEADLINE)
+
+        self.assertTimedOut()
+
     def test_idle_between_requests(self) -> None:
         """
         A connection that waits between requests is closed by the idle timeout,

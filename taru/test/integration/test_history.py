@@ -168,6 +168,60 @@ class HistoryTests(TestCase):
 
         self.assertEqual(answers, [200, 200, 404, 404, 401])
 
+    async def test_run_numbers_as_written(self) -> None:
+        """
+        A run is found by its number in plain decimal only: leading zeros,
+        signs and digits of other scripts find nothing.
+        """
+        taru = await Taru(self, HISTORY_CONFIG).start()
+        client = http_client(self)
+        run = await say(client, taru, "x", 0)
+
+        answers = {
+            written: (
+                await call(client, "GET", taru.url(f"/api/v1/task/say/runs/{written}"))
+            )[0]
+            for written in [
+                str(run),
+                f"0{run}",
+                f"+{run}",
+                "%D9%A1",
+                "%EF%BC%91",
+                "1e0",
+            ]
+        }
+
+        self.assertEqual(
+            answers,
+            {
+                str(run): 200,
+                f"0{run}": 404,
+                f"+{run}": 404,
+                "%D9%A1": 404,
+                "%EF%BC%91": 404,
+                "1e0": 404,
+            },
+        )
+
+    async def test_limit(self) -> None:
+        """
+        C{?limit=N} gives the N latest runs; a limit that is not a number of
+        runs gets 400.
+        """
+        taru = await Taru(self, HISTORY_CONFIG).start()
+        client = http_client(self)
+        await say(client, taru, "one", 0)
+        latest = await say(client, taru, "two", 0)
+
+        _, _, one = await call(client, "GET", taru.url("/api/v1/task/say/runs?limit=1"))
+        bad = [
+            (await call(client, "GET", taru.url(f"/api/v1/task/say/runs?limit={v}")))[0]
+            for v in ["0", "-1", "x", "100001"]
+        ]
+
+        self.assertEqual([run["id"] for run in json.loads(one)], [latest])
+        self.assertEqual(bad, [400] * 4)
+
     async def test_unbuffered_output_not_kept(self) -> None:
         """
         An unbuffered task's runs are recorded with the size of their output,
