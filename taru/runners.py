@@ -193,6 +193,8 @@ class PipeReader:
     def fileno(self) -> int:
         return self._fd
 
+    _log = Logger()
+
     def logPrefix(self) -> str:
         return "task-output"
 
@@ -215,7 +217,17 @@ class PipeReader:
             data = b""
         if not data:
             return False
-        self._output.append(data)
+        try:
+            self._output.append(data)
+        except OSError as error:
+            # Such as a full disk under the spool: the rest of the output is
+            # dropped, and the task ends as it would with its reader gone.
+            self._log.error(
+                "a task's output could not be kept, and the rest of it is"
+                " dropped: {error}",
+                error=str(error),
+            )
+            return False
         return True
 
     def connectionLost(self, reason: Failure) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -132,6 +133,31 @@ class PipeReaderTests(SynchronousTestCase):
         self.assertIn(self.reader, self.reactor.readers)
         self.assertEqual(self.reader.fileno(), self.read_fd)
         self.assertFalse(os.get_blocking(self.read_fd))
+
+    def test_output_that_cannot_be_written(self) -> None:
+        """
+        When the output cannot take what was read (a full disk), the reader
+        says so in the log and closes, as at the end of the pipe.
+        """
+
+        def full(data: bytes) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        self.patch(self.output, "append", full)
+        self.write(b"more\n")
+
+        with capturedLogs() as events:
+            self.reader.doRead()
+
+        self.assertTrue(self.reader.closed.called)
+        self.assertNotIn(self.reader, self.reactor.readers)
+        self.assertEqual(
+            [formatEvent(event) for event in events],
+            [
+                "a task's output could not be kept, and the rest of it is"
+                " dropped: [Errno 28] No space left on device"
+            ],
+        )
 
     def test_reads_into_output(self) -> None:
         """
