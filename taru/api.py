@@ -626,7 +626,14 @@ class TaruAPI:
                 request.setHeader(b"allow", ", ".join(allowed).encode("ascii"))
             code = failure.value.code or 500
             return _text(request, code, failure.value.name.lower())
-        self._log.failure("unexpected error answering {uri}", failure, uri=request.uri)
+        # The error's text as a field of its own: a JSON log keeps no more of
+        # the failure than its frames.
+        self._log.failure(
+            "unexpected error answering {uri}: {error}",
+            failure,
+            uri=request.uri,
+            error=repr(failure.value),
+        )
         return _text(request, 500, "internal error; the details are in Taru's log")
 
     @app.route("/api/v1/tasks", methods=["GET"])
