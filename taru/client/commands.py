@@ -18,6 +18,7 @@ from taru.client.exits import (
     EXIT_FAILURE,
     EXIT_STDOUT_CLOSED,
     ClientError,
+    OutputFailed,
     StdoutClosed,
 )
 from taru.client.formatting import format_runs, format_tasks, utc_time
@@ -239,7 +240,9 @@ def task_of(invocation: Invocation) -> str:
 
 async def execute(invocation: Invocation, session: Session) -> int:
     """
-    Carry out a command, and tell the user of failures.
+    Carry out a command, and tell the user of failures: the reader of
+    standard output going away ends it quietly, any other failure to write
+    the output with a message.
 
     @return: the exit status.
     """
@@ -252,3 +255,7 @@ async def execute(invocation: Invocation, session: Session) -> int:
     except StdoutClosed:
         session.console.silence()
         return EXIT_STDOUT_CLOSED
+    except OutputFailed as failure:
+        session.console.silence()
+        session.console.error(f"cannot write the output: {failure}")
+        return EXIT_FAILURE

@@ -4,25 +4,27 @@ end a command before it is done.
 
 Exit statuses: a run's own exit code for C{run} and C{status}, 128 plus the
 signal for a run that a signal ended, L{EXIT_FAILURE} when Taru refuses or
-cannot be reached, 2 for a usage error, 128 plus the signal when
-C{taru-cli} itself is interrupted, and 128 plus C{SIGPIPE} when its
-standard output is closed before it is done.
+cannot be reached or the output cannot be written, 2 for a usage error, 128
+plus the signal when C{taru-cli} itself is interrupted, and 128 plus
+C{SIGPIPE} when the reader of its standard output goes away before it is
+done.
 """
 
 from __future__ import annotations
 
 import signal
 
-# Exit status for every failure of Taru or of the connection to it. A task
-# that itself exits with 125 cannot be told apart from such a failure.
+# Exit status for every failure of Taru or of the connection to it, and for
+# output that cannot be written. A task that itself exits with 125 cannot be
+# told apart from such a failure.
 EXIT_FAILURE = 125
 
 # Exit statuses for a run, or taru-cli itself, ended by a signal are this plus
 # the signal's number, as shells report them.
 EXIT_SIGNAL_BASE = 128
 
-# Standard output was closed, as by `| head`: what a shell reports for a
-# command that SIGPIPE ended.
+# The reader of standard output went away, as `| head` does: what a shell
+# reports for a command that SIGPIPE ended.
 EXIT_STDOUT_CLOSED = EXIT_SIGNAL_BASE + signal.SIGPIPE
 
 
@@ -41,5 +43,13 @@ class ClientError(Exception):
 
 class StdoutClosed(Exception):
     """
-    Standard output was closed while there was more to write.
+    The reader of standard output went away while there was more to write.
+    """
+
+
+class OutputFailed(Exception):
+    """
+    Standard output cannot be written for another reason than that its
+    reader went away: the disk is full, or it is not open at all. The
+    message says why, for the user.
     """

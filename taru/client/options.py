@@ -66,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             f"Exit status: a run's own exit code for run and status; 128 plus"
             f" the signal for a run a signal ended; {EXIT_FAILURE} when Taru"
-            " refuses or cannot be reached; 2 for a usage error; 130 on Ctrl-C."
+            " refuses or cannot be reached, or the output cannot be written;"
+            " 2 for a usage error; 130 on Ctrl-C; 141 when the reader of the"
+            " output goes away."
         ),
     )
     parser.add_argument(

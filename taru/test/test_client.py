@@ -6,8 +6,10 @@ in memory, driven through treq's L{RequestTraversalAgent}.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import re
 import signal
 import sys
@@ -30,7 +32,13 @@ from zope.interface import implementer
 from taru.client.commands import Session
 from taru.client.console import Console
 from taru.client.events import EventParser, describe_event
-from taru.client.exits import EXIT_FAILURE, EXIT_STDOUT_CLOSED, ClientError
+from taru.client.exits import (
+    EXIT_FAILURE,
+    EXIT_STDOUT_CLOSED,
+    ClientError,
+    OutputFailed,
+    StdoutClosed,
+)
 from taru.client.formatting import (
     format_duration,
     format_runs,
@@ -559,6 +567,79 @@ class EventParserTests(SynchronousTestCase):
             self.assertEqual(parser.last_event_id, "e-2")
 
 
+class ConsoleTests(SynchronousTestCase):
+    """
+    L{Console} on the process's streams, whichever of them are open.
+    """
+
+    def test_standard(self) -> None:
+        """
+        The standard console writes to the process's standard output and
+        error, in standard output's encoding.
+        """
+        out = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+        err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        self.patch(sys, "stdout", out)
+        self.patch(sys, "stderr", err)
+
+        console = Console.standard()
+
+        self.assertEqual(
+            (console.out, console.err, console.encoding),
+            (out.buffer, err.buffer, "latin-1"),
+        )
+
+    def test_standard_not_open(self) -> None:
+        """
+        A stream the process started without is missing from the standard
+        console, which writes messages in standard error's encoding.
+        """
+        err = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+        self.patch(sys, "stdout", None)
+        self.patch(sys, "stderr", err)
+        without_output = Console.standard()
+        self.patch(sys, "stderr", None)
+        without_either = Console.standard()
+
+        self.assertEqual(
+            (without_output.out, without_output.err, without_output.encoding),
+            (None, err.buffer, "ascii"),
+        )
+        self.assertEqual(
+            (without_either.out, without_either.err, without_either.encoding),
+            (None, None, "utf-8"),
+        )
+
+    def test_not_open(self) -> None:
+        """
+        Writing output without a standard output fails with why; a message
+        without a standard error is dropped; silencing a missing standard
+        output does nothing.
+        """
+        console = Console(None, None)
+
+        failure = self.assertRaises(OutputFailed, console.line, "hello")
+        console.error("dropped")
+        console.silence()
+
+        self.assertEqual(str(failure), "standard output is not open")
+
+    def test_write_failures(self) -> None:
+        """
+        The reader of standard output going away, and any other failure to
+        write it, are told apart; a message standard error cannot take is
+        dropped.
+        """
+        gone = Console(BrokenPipe(), FullDevice())
+        full = Console(FullDevice(), FullDevice())
+
+        self.assertRaises(StdoutClosed, gone.output, b"x")
+        failure = self.assertRaises(OutputFailed, full.output, b"x")
+        full.error("dropped")
+
+        self.assertEqual(str(failure), "No space left on device")
+
+
 @implementer(IBodyProducer)
 class SynchronousBody:
     """
@@ -667,6 +748,16 @@ class BrokenPipe(io.BytesIO):
         raise BrokenPipeError()
 
 
+class FullDevice(io.BytesIO):
+    """
+    A stream on a device with no space left, as C{/dev/full}: its writes are
+    taken into a buffer, and flushing them fails.
+    """
+
+    def flush(self) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
 @implementer(IAgent)
 class RefusingAgent:
     """
@@ -703,16 +794,20 @@ class CommandTests(SynchronousTestCase):
         environment: Mapping[str, str] | None = None,
         agent: Any = None,
         out: io.BytesIO | None = None,
+        console: Console | None = None,
     ) -> Deferred[int]:
         """
         Start a command, and let it go as far as it can.
 
+        @param out: its standard output, in place of the test's.
+        @param console: where it writes, in place of the test's streams.
         @return: fires with its exit status.
         """
         parsed = parse_invocation(["--url", BASE, *argv], environment or {})
         http = HTTPClient(agent or self.agent, data_to_body_producer=SynchronousBody)
         client = TaruClient(http, parsed.url, parsed.user, parsed.credentials)
-        console = Console(out or self.out, self.err)
+        if console is None:
+            console = Console(out or self.out, self.err)
         session = Session(client, console, self.clock)
         running = Deferred.fromCoroutine(supervise(parsed, session, self.interruptions))
         self.flush()
@@ -1180,6 +1275,98 @@ class CommandTests(SynchronousTestCase):
         self.flush()
         self.assertEqual(self.taru.gone, self.taru.held)
         self.assertEqual(self.errors(), "")
+
+    def test_stdout_full(self) -> None:
+        """
+        When standard output cannot be written, as on a full disk, C{run}
+        drops the connection, says why in one line, without a traceback,
+        and exits with 125.
+        """
+        self.taru.answer(
+            "POST",
+            "/api/v1/task/greet/output",
+            body=b"hi\n",
+            headers={"taru-run": "4"},
+            hold=True,
+        )
+
+        code = self.command("run", "greet", out=FullDevice())
+
+        self.assertEqual(code, EXIT_FAILURE)
+        self.flush()
+        self.assertEqual(self.taru.gone, self.taru.held)
+        self.assertEqual(
+            self.errors(),
+            "taru-cli: cannot write the output: No space left on device\n",
+        )
+
+    def test_stdout_full_table(self) -> None:
+        """
+        A table that cannot be written is the same failure as a run's
+        output that cannot.
+        """
+        self.taru.answer_json("GET", "/api/v1/tasks", LISTING)
+
+        code = self.command("list", out=FullDevice())
+
+        self.assertEqual(code, EXIT_FAILURE)
+        self.assertEqual(
+            self.errors(),
+            "taru-cli: cannot write the output: No space left on device\n",
+        )
+
+    def test_stdout_not_open(self) -> None:
+        """
+        Without a standard output, a command that has something to print
+        says so and exits with 125; one that prints nothing does without.
+        """
+        self.taru.answer(
+            "POST", "/api/v1/task/greet/output", body=b"hi\n", headers={"taru-run": "4"}
+        )
+        self.taru.answer(
+            "POST", "/api/v1/task/greet/status", body=b"0", headers={"taru-run": "4"}
+        )
+        self.taru.answer_json("GET", "/api/v1/task/greet/runs/4", record(id=4))
+        console = Console(None, self.err)
+
+        printing = self.command("run", "greet", console=console)
+        quiet = self.command("run", "--no-output", "greet", console=console)
+
+        self.assertEqual(printing, EXIT_FAILURE)
+        self.assertEqual(
+            self.errors(),
+            "taru-cli: cannot write the output: standard output is not open\n",
+        )
+        self.assertEqual(quiet, 0)
+
+    def test_stderr_not_open(self) -> None:
+        """
+        Without a standard error, the output is printed as usual, messages
+        are dropped, and the exit status is the usual one.
+        """
+        self.taru.answer_json("GET", "/api/v1/tasks", LISTING)
+        console = Console(self.out, None)
+
+        listed = self.command("list", console=console)
+        refused = self.command("run", "nope", console=console)
+
+        self.assertEqual(listed, 0)
+        self.assertEqual(self.written().decode(), format_tasks(LISTING) + "\n")
+        self.assertEqual(refused, EXIT_FAILURE)
+
+    def test_stderr_full(self) -> None:
+        """
+        A message that cannot be written to standard error is dropped, and
+        the exit status is the usual one, even when standard output failed
+        too.
+        """
+        self.taru.answer_json("GET", "/api/v1/tasks", LISTING)
+
+        refused = self.command("run", "nope", console=Console(self.out, FullDevice()))
+        both = self.command("list", console=Console(FullDevice(), FullDevice()))
+
+        self.assertEqual((refused, both), (EXIT_FAILURE, EXIT_FAILURE))
+        self.assertEqual(self.written(), b"")
 
     def test_connection_lost(self) -> None:
         """

@@ -155,6 +155,7 @@ def start_cli(
     taru: Taru | None = None,
     user: str | None = None,
     environment: Mapping[str, str] | None = None,
+    descriptors: Mapping[int, str | int] | None = None,
 ) -> CLIProcess:
     """
     Start C{taru-cli} with the given arguments, killed if the test leaves it
@@ -164,6 +165,9 @@ def start_cli(
     @param user: the user to name with C{--user}.
     @param environment: variables added to a copy of the test's environment
         without C{TARU_URL} and C{TARU_USER}.
+    @param descriptors: its file descriptors, as C{spawnProcess} takes them;
+        without them, its standard streams are pipes to the test. A standard
+        stream left out is not open.
     """
     options = []
     if taru is not None:
@@ -178,7 +182,13 @@ def start_cli(
     env.update(environment or {})
     process = CLIProcess()
     command = [sys.executable, "-m", "taru.client", *options, *argv]
-    reactor.spawnProcess(process, command[0], command, env=env)
+    reactor.spawnProcess(
+        process,
+        command[0],
+        command,
+        env=env,
+        childFDs=dict(descriptors or {0: "w", 1: "r", 2: "r"}),
+    )
 
     async def end() -> None:
         process.signal(signal.SIGKILL)
@@ -194,11 +204,19 @@ async def run_cli(
     taru: Taru | None = None,
     user: str | None = None,
     environment: Mapping[str, str] | None = None,
+    descriptors: Mapping[int, str | int] | None = None,
 ) -> CLIProcess:
     """
     Run C{taru-cli} to its end, as L{start_cli} starts it.
     """
-    process = start_cli(testcase, *argv, taru=taru, user=user, environment=environment)
+    process = start_cli(
+        testcase,
+        *argv,
+        taru=taru,
+        user=user,
+        environment=environment,
+        descriptors=descriptors,
+    )
     return await process.wait()
 
 
@@ -517,6 +535,98 @@ class ClientTests(TestCase):
 
         self.assertEqual(process.exit_code, 128 + signal.SIGPIPE)
         self.assertEqual(process.error_text, "")
+
+    async def test_stdout_full(self) -> None:
+        """
+        When its standard output cannot be written, as on a full disk,
+        C{taru-cli} says so in one line, without a traceback, and exits with
+        125.
+        """
+        taru = await self.start_taru()
+        full = os.open("/dev/full", os.O_WRONLY)
+        self.addCleanup(os.close, full)
+        descriptors: dict[int, str | int] = {0: "w", 1: full, 2: "r"}
+
+        run = await run_cli(
+            self,
+            "run",
+            "greet",
+            "host=x",
+            taru=taru,
+            user="alice",
+            descriptors=descriptors,
+        )
+        listing = await run_cli(
+            self, "list", taru=taru, user="alice", descriptors=descriptors
+        )
+
+        for process in [run, listing]:
+            self.assertEqual(process.exit_code, 125)
+            self.assertEqual(
+                process.error_text,
+                "taru-cli: cannot write the output: No space left on device\n",
+            )
+
+    async def test_stdout_not_open(self) -> None:
+        """
+        Started without a standard output, C{taru-cli} says so in one line
+        and exits with 125 when it has something to print, and carries on
+        when it has nothing to print.
+        """
+        taru = await self.start_taru()
+        descriptors = {0: "w", 2: "r"}
+
+        run = await run_cli(
+            self,
+            "run",
+            "greet",
+            "host=x",
+            taru=taru,
+            user="alice",
+            descriptors=descriptors,
+        )
+        quiet = await run_cli(
+            self,
+            "run",
+            "--no-output",
+            "failing",
+            taru=taru,
+            user="alice",
+            descriptors=descriptors,
+        )
+
+        self.assertEqual(run.exit_code, 125)
+        self.assertEqual(
+            run.error_text,
+            "taru-cli: cannot write the output: standard output is not open\n",
+        )
+        self.assertEqual((quiet.exit_code, quiet.error_text), (3, ""))
+
+    async def test_stderr_not_open(self) -> None:
+        """
+        Started without a standard error, C{taru-cli} prints its output as
+        usual, drops its messages, and exits with the usual status.
+        """
+        taru = await self.start_taru()
+        descriptors = {0: "w", 1: "r"}
+
+        listing = await run_cli(
+            self, "list", taru=taru, user="bob", descriptors=descriptors
+        )
+        killed = await run_cli(
+            self, "run", "killed", taru=taru, user="alice", descriptors=descriptors
+        )
+        refused = await run_cli(
+            self, "run", "nope", taru=taru, user="alice", descriptors=descriptors
+        )
+
+        self.assertEqual(listing.exit_code, 0)
+        [heading, greet] = listing.text.splitlines()
+        self.assertRegex(greet, r"^greet +new +- +host:String +see status$")
+        self.assertEqual((killed.exit_code, killed.output), (137, b"dying\n"))
+        self.assertEqual((refused.exit_code, refused.output), (125, b""))
+        for process in [listing, killed, refused]:
+            self.assertNotIn(b"Traceback", process.output)
 
 
 class ProxiedClientTests(TestCase):
