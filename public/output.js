@@ -124,7 +124,14 @@ export class OutputPanel {
     }
     let text;
     try {
-      text = stateText({ state: "finished", exit_code: await api.exitCode(task.name) });
+      const exitCode = await api.exitCode(task.name);
+      // A run without an exit code was stopped, or timed out: the list says.
+      let timedOut = false;
+      if (exitCode === null) {
+        const listed = (await api.listTasks()).find((each) => each.name === task.name);
+        timedOut = Boolean(listed && listed.timed_out);
+      }
+      text = stateText({ state: "finished", exit_code: exitCode, timed_out: timedOut });
     } catch (error) {
       text = error.message;
     }

@@ -852,7 +852,8 @@ class WebInterfaceTests(TestCase):
 
     async def test_timed_out(self) -> None:
         """
-        A run stopped by its task's timeout shows as timed out.
+        A run stopped by its task's timeout shows as timed out, in the task
+        list and in the output panel.
         """
         marker = sleep_marker()
         self.addCleanup(kill_processes_with, marker)
@@ -860,12 +861,16 @@ class WebInterfaceTests(TestCase):
         taru = await start_taru(self, config)
         page = await open_page(self, taru.base)
 
-        def run(page: Page) -> None:
+        def run(page: Page) -> str:
             expect_live(page)
             run_from_page(page, "long")
             expect_task_state(page, "long", "finished", "timed out")
+            status, _ = output_when_ended(page, "long")
+            return status
 
-        await call(run, page)
+        status = await call(run, page)
+
+        self.assertEqual(status.strip(), "timed out")
 
     async def test_download(self) -> None:
         """
