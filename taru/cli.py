@@ -17,6 +17,15 @@ from twisted.python import usage
 from taru.service import Options, make_service
 
 
+def json_log_observer() -> FileLogObserver:
+    """
+    A log observer writing each event to standard output as one JSON object
+    per line: C{--log-format json}, and for twistd, C{twistd --logger
+    taru.cli.json_log_observer}.
+    """
+    return jsonFileLogObserver(sys.stdout, recordSeparator="")
+
+
 def main(argv: list[str] | None = None) -> None:
     """
     Run Taru until it is stopped by SIGTERM or SIGINT.
@@ -37,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     service = make_service(options, reactor)
     observer: FileLogObserver
     if options["log-format"] == "json":
-        observer = jsonFileLogObserver(sys.stdout, recordSeparator="")
+        observer = json_log_observer()
     else:
         observer = textFileLogObserver(sys.stdout)
     globalLogBeginner.beginLoggingTo([observer])

@@ -667,6 +667,51 @@ class StartupTests(TestCase):
 
         await self.assert_serves_tasks(command)
 
+    async def test_twistd_json_log(self) -> None:
+        """
+        Under twistd, C{--logger taru.cli.json_log_observer} gives the JSON
+        log; C{--log-format}, the taru command's option, is refused with a
+        pointer to it.
+        """
+        directory = new_directory(self)
+        config = self.write_file(directory, "taru.yml", GOOD_CONFIG)
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        common = [
+            "--config",
+            config,
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--runner",
+            "direct",
+            "--state-dir",
+            os.path.join(directory, "state"),
+        ]
+
+        command = run_command(
+            self,
+            [
+                twistd,
+                "-n",
+                "--pidfile",
+                os.path.join(directory, "twistd.pid"),
+                "--logger",
+                "taru.cli.json_log_observer",
+                "taru",
+                *common,
+            ],
+            directory,
+        )
+        await self.assert_serves_tasks(command)
+        refused = run_command(
+            self, [twistd, "-n", "taru", "--log-format", "json", *common], directory
+        )
+        code = await refused.ended
+
+        events = [json.loads(line) for line in command.stdout.splitlines()]
+        self.assertIn("runner: {runner}", [event.get("log_format") for event in events])
+        self.assertEqual(code, 1)
+        self.assertIn("--logger taru.cli.json_log_observer", refused.output())
+
     async def test_tac_file(self) -> None:
         """
         C{twistd -ny taru.tac} configured through C{TARU_*} environment
