@@ -21,7 +21,7 @@ from typing import Any
 from attrs import frozen
 from twisted.logger import Logger
 
-from taru.output import Output, SpoolStore
+from taru.output import Output, read_kept
 from taru.runners import ExitStatus
 
 # How long a statement waits for a lock that another process holds.
@@ -273,14 +273,7 @@ class History:
         """
         A past run's output, as kept, or L{None} when it is not kept.
         """
-        try:
-            fd = os.open(self.output_path(run_id), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        size = os.fstat(fd).st_size
-        output = Output(SpoolStore(fd, size), kept=True, size=size)
-        output.close()
-        return output
+        return read_kept(self.output_path(run_id))
 
     def end(
         self,

@@ -122,6 +122,21 @@ class BacklogStore:
         self._data = bytearray()
 
 
+def read_kept(path: str) -> Output | None:
+    """
+    The finished output a file keeps, read back from it, or L{None} when
+    there is no such file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    size = os.fstat(fd).st_size
+    output = Output(SpoolStore(fd, size), kept=True, size=size)
+    output.close()
+    return output
+
+
 class Spool:
     """
     The folder of spool files, one per buffered task, holding its latest run's
@@ -189,14 +204,7 @@ class Spool:
         The output of a task's last run, kept from before Taru started, or
         L{None} when there is none.
         """
-        try:
-            fd = os.open(self.path_for(task), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        size = os.fstat(fd).st_size
-        output = Output(SpoolStore(fd, size), kept=True, size=size)
-        output.close()
-        return output
+        return read_kept(self.path_for(task))
 
     def write_record(self, task: str, record: dict[str, Any]) -> None:
         """

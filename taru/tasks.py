@@ -22,7 +22,7 @@ from zope.interface import Interface
 from taru.arguments import enum_lines
 from taru.config import Config, TaskSpec
 from taru.events import IEventSink
-from taru.history import History, HistoryError
+from taru.history import History, HistoryError, RunRecord
 from taru.output import Output, Spool
 from taru.runners import (
     AlreadyRunningElsewhere,
@@ -169,6 +169,36 @@ def run_environment(run: Run) -> dict[str, str]:
     if run.user is not None:
         environment["TARU_USER"] = run.user
     return environment
+
+
+def _cancel_timeout(run: Run) -> None:
+    """
+    The run's timeout no longer applies.
+    """
+    if run._timer is not None:
+        if run._timer.active():
+            run._timer.cancel()
+        run._timer = None
+
+
+def _run_of(record: RunRecord, spec: TaskSpec, output: Output) -> Run:
+    """
+    A run as the history recorded it, with its output.
+    """
+    return Run(
+        run_id=record.run_id,
+        task=spec,
+        argv=record.argv,
+        user=record.user,
+        started_at=record.started_at,
+        output=output,
+        status=record.status,
+        ended_at=record.ended_at,
+        arguments=dict(record.arguments),
+        address=record.address,
+        stopped_by=record.stopped_by,
+        timed_out=record.timed_out,
+    )
 
 
 def _whole_or_none(value: object) -> bool:
@@ -512,21 +542,9 @@ class Tasks:
         ended_at = max(_time_or(record.get("ended_at"), written_at), started_at)
         recorded = self.history.runs(name, 1)
         if recorded:
-            known = recorded[0]
-            run = Run(
-                run_id=known.run_id,
-                task=state.spec,
-                argv=known.argv,
-                user=known.user,
-                started_at=known.started_at,
-                output=output,
-                status=known.status or status,
-                ended_at=known.ended_at or ended_at,
-                arguments=dict(known.arguments),
-                address=known.address,
-                stopped_by=known.stopped_by,
-                timed_out=known.timed_out,
-            )
+            run = _run_of(recorded[0], state.spec, output)
+            run.status = run.status or status
+            run.ended_at = run.ended_at or ended_at
         else:
             # Kept by a Taru that had no history: recorded now, as far as
             # known.
@@ -655,17 +673,9 @@ class Tasks:
             record for record in self.history.unfinished() if record.task == spec.name
         ]
         if unfinished:
-            known = unfinished[-1]
-            return Run(
-                run_id=known.run_id,
-                task=spec,
-                argv=known.argv,
-                user=known.user,
-                started_at=min(known.started_at, now),
-                output=output,
-                arguments=dict(known.arguments),
-                address=known.address,
-            )
+            run = _run_of(unfinished[-1], spec, output)
+            run.started_at = min(run.started_at, now)
+            return run
         return Run(
             run_id=self.history.begin(
                 spec.name, None, None, {}, spec.command, started_at
@@ -685,10 +695,7 @@ class Tasks:
     def _ended(self, status: ExitStatus, state: TaskState, run: Run) -> None:
         run.status = status
         run.ended_at = self._clock.seconds()
-        if run._timer is not None:
-            if run._timer.active():
-                run._timer.cancel()
-            run._timer = None
+        _cancel_timeout(run)
         self._keep_record(run)
         self._record_end(run)
         state.current = None
@@ -735,9 +742,7 @@ class Tasks:
         if run.stopped_by is None:
             run.stopped_by = user or "anonymous"
         # Stopped by someone: no longer a run that may time out.
-        if run._timer is not None and run._timer.active():
-            run._timer.cancel()
-            run._timer = None
+        _cancel_timeout(run)
         self._log.info(
             "task {task} run {run_id} stopping, asked by {user} from {address}",
             task=name,

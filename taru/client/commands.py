@@ -45,13 +45,20 @@ class Session:
     interrupted: bool = False
 
 
+def _print_json(session: Session, body: bytes) -> None:
+    """
+    Print Taru's JSON answer as it came, on lines of its own.
+    """
+    session.console.output(body if body.endswith(b"\n") else body + b"\n")
+
+
 async def list_tasks(invocation: Invocation, session: Session) -> int:
     """
     C{taru-cli list}: the tasks the user may see.
     """
     body, listing = await session.client.tasks()
     if invocation.json:
-        session.console.output(body if body.endswith(b"\n") else body + b"\n")
+        _print_json(session, body)
     else:
         session.console.line(format_tasks(listing))
     return 0
@@ -182,7 +189,7 @@ async def task_runs(invocation: Invocation, session: Session) -> int:
     """
     body, records = await session.client.runs(task_of(invocation))
     if invocation.json:
-        session.console.output(body if body.endswith(b"\n") else body + b"\n")
+        _print_json(session, body)
     else:
         session.console.line(format_runs(records))
     return 0
